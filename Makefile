@@ -1,0 +1,45 @@
+# image-pipeline developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAGE ?= dev
+PYTEST_ARGS ?=
+
+# A Python 3.12+ interpreter: $(PYTHON) if given, else pyenv's 3.13.0, else python3.13/3.12.
+PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-version 2>/dev/null)/bin/python" python3.13 python3.12 python3; do \
+	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
+	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
+
+.PHONY: help venv test test-fast check lint typecheck clean
+
+help: ## Show the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.12+ not found. Install 3.13 (pyenv install 3.13.0) or run make PYTHON=/path/to/python3.13" >&2; exit 1; fi
+	@if [ -x $(BIN)/python ] && ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then rm -rf $(VENV); fi
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(BIN)/.installed ## Create .venv with Python 3.12+ and the pinned dependencies
+
+test: venv ## Run the whole test suite (unit, functional, end-to-end)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: venv ## Unit and functional tests only (skips tests marked slow)
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+check: lint typecheck ## ruff and mypy
+
+lint: venv
+	$(BIN)/ruff check app.py chalicelib tests
+	$(BIN)/ruff format --check app.py chalicelib tests
+
+typecheck: venv
+	$(BIN)/mypy app.py chalicelib
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,27 @@
+"""boto3 clients, made lazily and cached for the life of the Lambda container.
+
+The endpoint comes from AWS_ENDPOINT_URL (boto3 reads it itself), which is how the local
+stack points every client at its emulator without any code here knowing.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Standard retry mode backs off on throttling and 5xx; a pool of 16 lets renditions upload
+# concurrently over kept-alive connections.
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=16, connect_timeout=5, read_timeout=30)
+
+
+@cache
+def client(service: str, region: str) -> Any:
+    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+
+
+def reset() -> None:
+    """Forget cached clients (tests that switch emulators or credentials)."""
+    client.cache_clear()

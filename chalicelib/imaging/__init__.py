@@ -1,0 +1,1 @@
+"""Pure image processing: no AWS, no Chalice. `render.render` is the entry point."""

@@ -1,0 +1,183 @@
+"""Decode with limits and encode without metadata.
+
+The format is identified from the first bytes, never from the key or Content-Type, and
+Pillow is only ever asked to open that one format: its other decoders (PSD, EPS, PDF, ...)
+are never reached, so their CVEs are not our attack surface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import struct
+import warnings
+from dataclasses import dataclass
+
+from PIL import (
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    JpegImagePlugin,
+    MpoImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+)
+
+from chalicelib.models import ErrorCode, RejectedInput
+
+try:  # AVIF decoding exists only where the Pillow wheel was built with libavif.
+    from PIL import AvifImagePlugin  # noqa: F401
+
+    _AVIF = True
+except ImportError:  # pragma: no cover - depends on the wheel
+    _AVIF = False
+
+# Keep the plugin modules referenced: importing them registers the decoders we allow.
+_PLUGINS = (BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin)
+
+ALLOWED_FORMATS: frozenset[str] = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP"} | ({"AVIF"} if _AVIF else set()))
+
+# Errors Pillow raises for malformed files. TIFF's decoder can raise TypeError/KeyError,
+# PNG chunks ValueError, truncated data OSError/EOFError: all mean "corrupt input".
+_DECODE_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, SyntaxError, struct.error)
+
+# Pillow's own text/ICC chunk limits, tightened: a zTXt or iCCP bomb must not inflate.
+PngImagePlugin.MAX_TEXT_CHUNK = 1024 * 1024
+PngImagePlugin.MAX_TEXT_MEMORY = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_pixels: int
+    max_frames: int
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The container format from magic bytes, or None if it is not one we recognise."""
+    head = data[:32]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:2] == b"BM" and len(head) >= 26:
+        return "BMP"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    return None
+
+
+_FOREIGN_SIGNATURES = {
+    b"%PDF": "PDF",
+    b"%!PS": "PostScript/EPS",
+    b"\xc5\xd0\xd3\xc6": "EPS",
+    b"8BPS": "PSD",
+    b"<svg": "SVG",
+    b"<?xm": "XML/SVG",
+    b"\x00\x00\x01\x00": "ICO",
+    b"icns": "ICNS",
+    b"DDS ": "DDS",
+}
+
+
+def _describe_unknown(data: bytes) -> RejectedInput:
+    head = data[:4]
+    stripped = data[:512].lstrip().lower()
+    if stripped.startswith((b"<svg", b"<?xml", b"<!doctype svg")) or b"<svg" in stripped:
+        return RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, "SVG is not accepted: upload a raster image (JPEG, PNG, WebP, GIF, TIFF, BMP)")
+    if head in _FOREIGN_SIGNATURES:
+        name = _FOREIGN_SIGNATURES[head]
+        return RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, f"{name} files are not accepted")
+    if data[4:8] == b"ftyp":
+        return RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, f"ISO media file ({data[8:12]!r}) is not an accepted image format")
+    return RejectedInput(ErrorCode.NOT_AN_IMAGE, "the content is not a recognised image (checked by content, not by name)")
+
+
+def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
+    """Open lazily (header only) and enforce format, pixel and frame limits before decoding."""
+    if not data:
+        raise RejectedInput(ErrorCode.EMPTY_FILE, "the file is empty")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise _describe_unknown(data)
+    if fmt not in ALLOWED_FORMATS:
+        raise RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, f"{fmt} is not supported by this build")
+    # Pillow checks its own bomb limit inside open(); align it with ours so its warning zone
+    # (between 1x and 2x MAX_IMAGE_PIXELS) cannot be reached unchecked.
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[fmt, "MPO"] if fmt == "JPEG" else [fmt])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(declared.group(1)):,} pixels" if declared else "its size"
+        raise RejectedInput(ErrorCode.TOO_MANY_PIXELS, f"{fmt} declares {size}, over the limit of {limits.max_pixels:,}") from None
+    except UnidentifiedImageError:
+        raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"looks like {fmt} but its header cannot be read") from None
+    except _DECODE_ERRORS as exc:
+        raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} header is corrupt: {exc}") from None
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} declares an empty canvas {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise RejectedInput(
+            ErrorCode.TOO_MANY_PIXELS,
+            f"{width}x{height} = {width * height:,} pixels exceeds the limit of {limits.max_pixels:,}",
+        )
+    _check_frames(image, fmt, limits.max_frames)
+    return image
+
+
+def _check_frames(image: Image.Image, fmt: str, max_frames: int) -> None:
+    # n_frames is cheap for WebP/TIFF/MPO/PNG (header data); for GIF it walks every frame
+    # header, which is bounded by the byte limit. Only the first frame is ever rendered.
+    if not getattr(image, "is_animated", False) and fmt != "TIFF":
+        return
+    try:
+        frames = int(getattr(image, "n_frames", 1))
+    except _DECODE_ERRORS as exc:
+        raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} frames are corrupt: {exc}") from None
+    finally:
+        with contextlib.suppress(*_DECODE_ERRORS):
+            image.seek(0)
+    if frames > max_frames:
+        raise RejectedInput(ErrorCode.TOO_MANY_FRAMES, f"{frames} frames exceeds the limit of {max_frames}")
+
+
+def load(image: Image.Image, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode the first frame, at reduced DCT scale for JPEG when `draft_size` allows it."""
+    try:
+        if draft_size is not None and image.format in ("JPEG", "MPO"):
+            image.draft("RGB" if image.mode in ("RGB", "YCbCr") else image.mode, draft_size)
+        image.load()
+    except _DECODE_ERRORS as exc:
+        raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{image.format} data is corrupt or truncated: {exc}") from None
+    return image
+
+
+def encode(image: Image.Image, fmt: str, quality: int, options: dict[str, object]) -> bytes:
+    """Encode with no metadata: no EXIF, XMP, ICC or comments, whatever `image.info` holds.
+
+    Pillow falls back to `image.info` for JPEG comments and PNG ICC profiles, so each is
+    overridden explicitly rather than trusting the caller to have cleared it.
+    """
+    buffer = io.BytesIO()
+    params: dict[str, object] = dict(options)
+    if fmt == "JPEG":
+        image.save(buffer, "JPEG", quality=quality, exif=b"", comment=b"", icc_profile=None, **params)
+    elif fmt == "WEBP":
+        image.save(buffer, "WEBP", quality=quality, exif=b"", xmp=b"", icc_profile=b"", **params)
+    elif fmt == "PNG":
+        image.save(buffer, "PNG", icc_profile=None, **params)
+    else:  # pragma: no cover - presets validate formats
+        raise ValueError(f"cannot encode {fmt}")
+    return buffer.getvalue()

@@ -1,0 +1,167 @@
+"""Rendition presets are data: name, size, fit, format, quality. Profiles group them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+Fit = Literal["within", "cover"]
+Format = Literal["JPEG", "WEBP", "PNG"]
+
+FORMATS: dict[str, tuple[str, str]] = {  # format -> (extension, content type)
+    "JPEG": ("jpg", "image/jpeg"),
+    "WEBP": ("webp", "image/webp"),
+    "PNG": ("png", "image/png"),
+}
+_FITS = ("within", "cover")
+
+
+class PresetError(ValueError):
+    """A preset definition or profile name is invalid."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One rendition: target box (None = source size), fit, format and encoder settings.
+
+    `within` scales to fit inside the box (either side may be None); `cover` fills the box
+    and centre-crops. Neither ever upscales: a `within` preset wider than the source is
+    skipped unless `always` is set, in which case it is produced at source size.
+    """
+
+    name: str
+    format: Format
+    width: int | None = None
+    height: int | None = None
+    fit: Fit = "within"
+    quality: int = 82
+    filename: str = "{name}.{ext}"  # may use {stem}, {name}, {ext}
+    always: bool = False
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise PresetError(f"preset {self.name!r}: format must be one of {sorted(FORMATS)}")
+        if self.fit not in _FITS:
+            raise PresetError(f"preset {self.name!r}: fit must be one of {_FITS}")
+        if self.fit == "cover" and not (self.width and self.height):
+            raise PresetError(f"preset {self.name!r}: fit 'cover' needs both width and height")
+        for side in (self.width, self.height):
+            if side is not None and side <= 0:
+                raise PresetError(f"preset {self.name!r}: width and height must be positive")
+        if not 1 <= self.quality <= 100:
+            raise PresetError(f"preset {self.name!r}: quality must be 1..100")
+        if "/" in self.filename or not self.filename:
+            raise PresetError(f"preset {self.name!r}: filename must be a plain file name")
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    @property
+    def extension(self) -> str:
+        return FORMATS[self.format][0]
+
+    @property
+    def content_type(self) -> str:
+        return FORMATS[self.format][1]
+
+    def output_filename(self, stem: str) -> str:
+        return self.filename.format(stem=stem, name=self.name, ext=self.extension)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"options": dict(self.options)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preset:
+        known = {"name", "format", "width", "height", "fit", "quality", "filename", "always", "options"}
+        unknown = set(data) - known
+        if unknown:
+            raise PresetError(f"unknown preset fields {sorted(unknown)}")
+        if "name" not in data or "format" not in data:
+            raise PresetError("every preset needs 'name' and 'format'")
+        values = dict(data)
+        values["format"] = str(values["format"]).upper().replace("JPG", "JPEG")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    presets: tuple[Preset, ...]
+
+    def __post_init__(self) -> None:
+        if not self.presets:
+            raise PresetError(f"profile {self.name!r} has no presets")
+        names = [p.name for p in self.presets]
+        if len(set(names)) != len(names):
+            raise PresetError(f"profile {self.name!r}: preset names must be unique")
+        files = [p.output_filename("x") for p in self.presets]
+        if len(set(files)) != len(files):
+            raise PresetError(f"profile {self.name!r}: two presets write the same file name")
+
+    @property
+    def version(self) -> str:
+        """Changes whenever any preset changes: lets reprocessing skip up-to-date images."""
+        blob = json.dumps([p.as_dict() for p in self.presets], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+_JPEG_WEB = {"optimize": True, "progressive": True}
+_WEBP_WEB = {"method": 4}
+
+
+def _ladder(widths: Iterable[int]) -> tuple[Preset, ...]:
+    presets: list[Preset] = []
+    for width in widths:
+        presets.append(Preset(f"w{width}_jpeg", "JPEG", width=width, quality=82, filename=f"w{width}.jpg", options=_JPEG_WEB))
+        presets.append(Preset(f"w{width}_webp", "WEBP", width=width, quality=80, filename=f"w{width}.webp", options=_WEBP_WEB))
+    return tuple(presets)
+
+
+WEB = Profile(
+    "web",
+    (
+        Preset(
+            "thumbnail", "JPEG", width=150, height=150, fit="cover", quality=82, filename="thumbnail.jpg", always=True, options=_JPEG_WEB
+        ),
+        *_ladder((320, 1024, 2048)),
+    ),
+)
+
+CLASSIC = Profile(
+    "classic",
+    (
+        Preset("compressed", "JPEG", quality=85, filename="{stem}_compressed.jpg", always=True, options={"optimize": True}),
+        Preset("low_quality", "JPEG", quality=50, filename="{stem}_low_quality.jpg", always=True, options={"optimize": True}),
+        Preset("converted_webp", "WEBP", quality=80, filename="{stem}_converted.webp", always=True, options={"method": 4}),
+        Preset("converted_png", "PNG", filename="{stem}_converted.png", always=True, options={"compress_level": 1}),
+        Preset("thumbnail", "JPEG", width=150, height=150, fit="within", quality=85, filename="{stem}_thumbnail.jpg", always=True),
+    ),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (WEB, CLASSIC)}
+
+
+def load_profile(spec: str) -> Profile:
+    """`spec` is a profile name (`web`, `classic`) or a path to a JSON file of presets.
+
+    The JSON is either a list of preset objects or `{"name": ..., "presets": [...]}`.
+    """
+    if spec in PROFILES:
+        return PROFILES[spec]
+    path = Path(spec)
+    if not (spec.endswith(".json") or path.is_file()):
+        raise PresetError(f"PRESETS={spec!r}: not a profile name ({', '.join(PROFILES)}) nor a JSON file")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PresetError(f"PRESETS={spec!r}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise PresetError(f"PRESETS={spec!r}: invalid JSON ({exc})") from None
+    name, items = (raw.get("name", path.stem), raw.get("presets")) if isinstance(raw, dict) else (path.stem, raw)
+    if not isinstance(items, list):
+        raise PresetError(f"PRESETS={spec!r}: expected a list of presets")
+    return Profile(str(name), tuple(Preset.from_dict(item) for item in items))

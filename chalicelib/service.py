@@ -1,0 +1,533 @@
+"""The use cases: process an upload, tell people about it. No boto3, no Chalice here:
+adapters come in as arguments (see storage, catalog, notify)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, unquote_plus
+
+from chalicelib import observe
+from chalicelib.catalog import Catalog, Record, sequencer_order
+from chalicelib.imaging import codec, render
+from chalicelib.models import ErrorCode, RejectedInput, Rendition, SourceObject, Status, StoredRendition, Upload
+from chalicelib.notify import Notifier
+from chalicelib.presets import Profile
+from chalicelib.settings import Settings
+from chalicelib.storage import ObjectStore
+
+log = logging.getLogger("image_pipeline")
+
+MAX_KEY_BYTES = 1024
+_BY_ID = "_by-id/"  # output folder for source keys that cannot be mirrored safely
+_STEM_BYTES = 120
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Everything a use case needs, wired once per process by app.py (or a test)."""
+
+    settings: Settings
+    profile: Profile
+    store: ObjectStore
+    catalog: Catalog
+    notifier: Notifier
+    clock: Callable[[], datetime] = _now
+
+    @property
+    def limits(self) -> codec.DecodeLimits:
+        return codec.DecodeLimits(self.settings.max_source_pixels, self.settings.max_frames)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # a Status value, or "ignored"
+    source_key: str
+    image_id: str | None = None
+    reason: str | None = None
+    record: Record | None = None
+    renditions: tuple[StoredRendition, ...] = field(default=())
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+def image_id_for(source_key: str) -> str:
+    """Deterministic id of a source key (clients can compute it too)."""
+    return hashlib.sha256(source_key.encode("utf-8")).hexdigest()[:32]
+
+
+def _truncate_utf8(text: str, limit: int) -> str:
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
+def source_stem(source_key: str) -> str:
+    name = source_key.rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return _truncate_utf8(stem or "image", _STEM_BYTES)
+
+
+def _mirrorable(relative: str) -> bool:
+    if not relative or relative.startswith(_BY_ID) or "\\" in relative:
+        return False
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in relative):
+        return False
+    return all(part not in ("", ".", "..") for part in relative.split("/"))
+
+
+def output_folder(settings: Settings, source_key: str) -> str:
+    """Where a source's renditions go: `<OUTPUT_PREFIX><source key minus UPLOAD_PREFIX>/`.
+
+    Keys that are not clean relative paths (`..`, empty segments, control characters) or
+    too long to fit go to `<OUTPUT_PREFIX>_by-id/<image_id>/` instead, so no output escapes
+    its prefix, every key fits S3's 1,024 bytes, and two sources never share a folder.
+    """
+    relative = source_key[len(settings.upload_prefix) :] if source_key.startswith(settings.upload_prefix) else source_key
+    folder = f"{settings.output_prefix}{relative}/"
+    # Leave room for the longest file name a preset can produce (stem + suffix).
+    if _mirrorable(relative) and len(folder.encode("utf-8")) + _STEM_BYTES + 40 <= MAX_KEY_BYTES:
+        return folder
+    return f"{settings.output_prefix}{_BY_ID}{image_id_for(source_key)}/"
+
+
+# --- processing ---------------------------------------------------------------------------
+
+
+def uploads_from_event(event: Mapping[str, Any]) -> list[Upload]:
+    """S3 notification records -> Uploads.
+
+    Keys arrive URL-encoded (`+` for space) and are decoded exactly once, here, the way
+    chalice's S3Event.key does for the first record.
+    """
+    uploads = []
+    for record in event.get("Records", []):
+        s3 = record.get("s3") or {}
+        obj = s3.get("object") or {}
+        if "key" not in obj:
+            continue
+        uploads.append(
+            Upload(
+                bucket=s3.get("bucket", {}).get("name", ""),
+                key=unquote_plus(obj["key"]),
+                event_name=record.get("eventName", "ObjectCreated:Put"),
+                sequencer=obj.get("sequencer"),
+                event_time=record.get("eventTime"),
+            )
+        )
+    return uploads
+
+
+@dataclass
+class Attempt:
+    """One try at one upload: what every step needs to record, publish and time it."""
+
+    pipeline: Pipeline
+    upload: Upload
+    image_id: str
+    sequencer: str | None
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+    source: SourceObject | None = None
+    previous: Record | None = None
+
+    def base_record(self, now: str) -> Record:
+        source = self.source
+        return {
+            "image_id": self.image_id,
+            "source_bucket": self.upload.bucket,
+            "source_key": self.upload.key,
+            "source_etag": source.etag if source else None,
+            "source_version": source.version_id if source else None,
+            "content_type": source.content_type if source else None,
+            "bytes": source.size if source else None,
+            "sequencer": self.sequencer,
+            "profile": self.pipeline.profile.name,
+            "profile_version": self.pipeline.profile.version,
+            "created_at": (self.previous or {}).get("created_at") or now,
+            "updated_at": now,
+            "uploaded_at": self.upload.event_time,
+        }
+
+    def timed(self, stage: str, since: float) -> None:
+        self.timings[f"{stage}_ms"] = _ms(since)
+
+
+def process_upload(pipeline: Pipeline, upload: Upload) -> Outcome:
+    """Turn one uploaded object into renditions, a catalog record, a tag and an event.
+
+    Rejections return normally (retrying cannot help); infrastructure errors are recorded,
+    published and re-raised so Lambda retries the event.
+    """
+    settings = pipeline.settings
+    if not upload.key.startswith(settings.upload_prefix):
+        return _ignored(upload, f"outside UPLOAD_PREFIX {settings.upload_prefix!r}")
+    attempt = Attempt(pipeline, upload, image_id_for(upload.key), sequencer_order(upload.sequencer))
+    try:
+        attempt.previous = previous = pipeline.catalog.get(attempt.image_id)
+        if previous and attempt.sequencer and previous.get("sequencer", "") > attempt.sequencer:
+            return _ignored(upload, "a newer upload of this key was already processed", attempt.image_id)
+        attempt.source = source = pipeline.store.head(upload.bucket, upload.key)
+        if source is None:
+            return _ignored(upload, "object no longer exists", attempt.image_id)
+        if source.size == 0 and upload.key.endswith("/"):
+            return _ignored(upload, "folder marker", attempt.image_id)
+        try:
+            result = _read_and_render(attempt, source)
+        except RejectedInput as rejection:
+            return _reject(attempt, rejection)
+        return _store(attempt, source, result)
+    except Exception as exc:
+        _fail(attempt, exc)
+        raise
+
+
+def _read_and_render(attempt: Attempt, source: SourceObject) -> render.RenderResult:
+    settings = attempt.pipeline.settings
+    _check_size(source, settings.max_source_bytes)
+    mark = time.perf_counter()
+    data = attempt.pipeline.store.get(source)
+    attempt.timed("read", mark)
+    mark = time.perf_counter()
+    workers = render.worker_count(settings.max_workers)
+    result = render.render(data, attempt.pipeline.profile, attempt.pipeline.limits, source_stem(source.key), workers=workers)
+    attempt.timed("render", mark)
+    return result
+
+
+def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult) -> Outcome:
+    pipeline, upload = attempt.pipeline, attempt.upload
+    mark = time.perf_counter()
+    stored = _write_renditions(pipeline, source, output_folder(pipeline.settings, upload.key), result.renditions, attempt.previous)
+    attempt.timed("write", mark)
+    now = pipeline.clock().isoformat(timespec="milliseconds")
+    record = _compact(
+        {
+            **attempt.base_record(now),
+            "status": Status.PROCESSED.value,
+            "format": result.source.format,
+            "width": result.source.width,
+            "height": result.source.height,
+            "frames": result.source.frames,
+            "renditions": [r.as_dict() for r in stored],
+            "skipped_presets": list(result.skipped) or None,
+            "notes": list(result.notes) or None,
+            "camera": result.source.camera.as_dict() or None,
+            "processed_at": now,
+        }
+    )
+    mark = time.perf_counter()
+    if not pipeline.catalog.put(record):
+        return _ignored(upload, "a newer upload of this key was recorded meanwhile", attempt.image_id)
+    _delete_stale(pipeline, attempt.previous, {r.key for r in stored})
+    attempt.timed("record", mark)
+
+    _tag(pipeline, source, Status.PROCESSED, now)
+    total_bytes = sum(r.bytes for r in stored)
+    summary = {
+        "image_id": attempt.image_id,
+        "source_bucket": upload.bucket,
+        "source_key": upload.key,
+        "status": Status.PROCESSED.value,
+        "format": result.source.format,
+        "width": result.source.width,
+        "height": result.source.height,
+        "bytes": source.size,
+    }
+    _publish(
+        pipeline,
+        "image.processed",
+        f"Processed {_short(upload.key)}: {len(stored)} renditions",
+        {**summary, "renditions": record["renditions"], "renditions_bytes": total_bytes, "occurred_at": now},
+    )
+    observe.emit(
+        {
+            "event": "image.processed",
+            **summary,
+            "key": upload.key,
+            "renditions": len(stored),
+            "bytes_written": total_bytes,
+            "duration_ms": _ms(attempt.started),
+            **attempt.timings,
+        },
+        {
+            "ImagesProcessed": (1, "Count"),
+            "ProcessingTime": (_ms(attempt.started), "Milliseconds"),
+            "RenditionsWritten": (len(stored), "Count"),
+            "BytesWritten": (total_bytes, "Bytes"),
+        },
+    )
+    return Outcome(Status.PROCESSED.value, upload.key, attempt.image_id, record=record, renditions=tuple(stored))
+
+
+def _check_size(source: SourceObject, limit: int) -> None:
+    if source.size == 0:
+        raise RejectedInput(ErrorCode.EMPTY_FILE, "the file is empty (0 bytes)")
+    if source.size > limit:
+        raise RejectedInput(ErrorCode.TOO_LARGE, f"{source.size:,} bytes exceeds MAX_SOURCE_BYTES ({limit:,})")
+
+
+def _write_renditions(
+    pipeline: Pipeline, source: SourceObject, folder: str, renditions: Sequence[Rendition], previous: Record | None
+) -> list[StoredRendition]:
+    """Upload all renditions concurrently. On failure, remove what this attempt added (keys
+    the previous record still lists are kept, so the catalog never points at nothing)."""
+    settings = pipeline.settings
+    planned = [(r, folder + r.filename) for r in renditions]
+
+    def put(item: tuple[Rendition, str]) -> str:
+        rendition, key = item
+        pipeline.store.put(
+            settings.processed_bucket,
+            key,
+            rendition.data,
+            content_type=rendition.content_type,
+            metadata={
+                "source-key": _ascii(source.key),
+                "source-etag": source.etag,
+                "preset": rendition.preset,
+                "profile-version": pipeline.profile.version,
+            },
+        )
+        return key
+
+    workers = max(1, min(len(planned), render.worker_count(settings.max_workers) * 4))
+    written: list[str] = []
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
+        for future in [pool.submit(put, item) for item in planned]:
+            try:
+                written.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+                errors.append(exc)
+    if errors:
+        keep = {r["key"] for r in (previous or {}).get("renditions", [])}
+        _best_effort(
+            lambda: pipeline.store.delete(settings.processed_bucket, [k for k in written if k not in keep]), "clean up partial renditions"
+        )
+        raise errors[0]
+    return [StoredRendition(r.preset, key, r.format, r.width, r.height, r.size) for r, key in planned]
+
+
+def _delete_stale(pipeline: Pipeline, previous: Record | None, current: Iterable[str]) -> None:
+    """Renditions of an earlier version that the current one no longer has (preset change,
+    or a smaller image replacing a larger one) are removed after the record moved on."""
+    if not previous:
+        return
+    keep = set(current)
+    stale = [r["key"] for r in previous.get("renditions", []) if r["key"] not in keep]
+    if stale:
+        _best_effort(lambda: pipeline.store.delete(pipeline.settings.processed_bucket, stale), "delete stale renditions")
+
+
+def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
+    pipeline, upload, source = attempt.pipeline, attempt.upload, attempt.source
+    now = pipeline.clock().isoformat(timespec="milliseconds")
+    record = _compact(
+        {
+            **attempt.base_record(now),
+            "status": Status.REJECTED.value,
+            "renditions": [],
+            "error_code": rejection.code.value,
+            "error": rejection.message,
+            "rejected_at": now,
+        }
+    )
+    if not pipeline.catalog.put(record):
+        return _ignored(upload, "a newer upload of this key was recorded meanwhile", attempt.image_id)
+    # An earlier good version of this key must not keep serving renditions.
+    _delete_stale(pipeline, attempt.previous, ())
+    if source is not None:
+        _tag(pipeline, source, Status.REJECTED, now)
+    details = {
+        "image_id": attempt.image_id,
+        "source_bucket": upload.bucket,
+        "source_key": upload.key,
+        "status": Status.REJECTED.value,
+        "error_code": rejection.code.value,
+        "error": rejection.message,
+        "bytes": record.get("bytes"),
+    }
+    _publish(pipeline, "image.rejected", f"Rejected {_short(upload.key)}: {rejection.code.value}", {**details, "occurred_at": now})
+    observe.emit(
+        {"event": "image.rejected", **details, "key": upload.key, "duration_ms": _ms(attempt.started), **attempt.timings},
+        {"ImagesRejected": (1, "Count"), "ProcessingTime": (_ms(attempt.started), "Milliseconds")},
+    )
+    return Outcome(Status.REJECTED.value, upload.key, attempt.image_id, reason=rejection.message, record=record)
+
+
+def _fail(attempt: Attempt, exc: BaseException) -> None:
+    """Record, publish and log an unexpected failure; the caller re-raises for a retry."""
+    pipeline, upload = attempt.pipeline, attempt.upload
+    now = pipeline.clock().isoformat(timespec="milliseconds")
+    error = f"{type(exc).__name__}: {exc}"[:1000]
+
+    def record_failure() -> None:
+        previous = pipeline.catalog.get(attempt.image_id)
+        if previous and previous.get("status") == Status.PROCESSED.value:
+            return  # keep serving the last good version; the retry will replace it
+        failed = {
+            **attempt.base_record(now),
+            "status": Status.FAILED.value,
+            "renditions": [],
+            "error_code": "internal_error",
+            "error": error,
+        }
+        pipeline.catalog.put(_compact(failed))
+
+    _best_effort(record_failure, "record the failure")
+    details = {
+        "image_id": attempt.image_id,
+        "source_bucket": upload.bucket,
+        "source_key": upload.key,
+        "status": Status.FAILED.value,
+        "error_code": "internal_error",
+        "error": error,
+    }
+    _publish(pipeline, "image.failed", f"Failed {_short(upload.key)}", {**details, "occurred_at": now})
+    observe.emit(
+        {"event": "image.failed", **details, "key": upload.key, "duration_ms": _ms(attempt.started), **attempt.timings},
+        {"ImagesFailed": (1, "Count")},
+    )
+    log.error("processing %s failed; the event will be retried", upload.key, exc_info=exc)
+
+
+def _ignored(upload: Upload, reason: str, image_id: str | None = None) -> Outcome:
+    observe.emit({"event": "image.ignored", "status": "ignored", "image_id": image_id, "key": upload.key, "reason": reason}, {})
+    return Outcome("ignored", upload.key, image_id, reason=reason)
+
+
+def _tag(pipeline: Pipeline, source: SourceObject, status: Status, when: str) -> None:
+    tags = {"pipeline-status": status.value, "processed-at": when.replace("+00:00", "Z")}
+    _best_effort(lambda: pipeline.store.tag(source.bucket, source.key, tags), f"tag {source.key}")
+
+
+def _publish(pipeline: Pipeline, event_type: str, subject: str, body: dict[str, Any]) -> None:
+    """A failed publish never loses a processed image: it is logged and counted."""
+    payload = json.dumps({"type": event_type, **body}, default=str, ensure_ascii=False)
+    attributes = {"event_type": event_type, "status": str(body.get("status", ""))}
+    try:
+        pipeline.notifier.publish(pipeline.settings.events_topic, subject=subject, message=payload, attributes=attributes)
+    except Exception as exc:  # noqa: BLE001 - the record stands; alarms watch PublishFailures
+        observe.emit(
+            {
+                "event": "publish.failed",
+                "status": "publish_failed",
+                "type": event_type,
+                "image_id": body.get("image_id"),
+                "key": body.get("source_key"),
+                "error": f"{type(exc).__name__}: {exc}",
+            },
+            {"PublishFailures": (1, "Count")},
+        )
+
+
+def _best_effort(action: Callable[[], None], what: str) -> None:
+    try:
+        action()
+    except Exception:
+        log.warning("could not %s", what, exc_info=True)
+
+
+def _compact(record: Record) -> Record:
+    """Drop empty optional fields: the catalog stores none of them."""
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+def _short(key: str) -> str:
+    name = key.rsplit("/", 1)[-1]
+    return name if len(name) <= 60 else name[:57] + "..."
+
+
+def _ascii(text: str) -> str:
+    """S3 user metadata must be ASCII: non-ASCII characters are percent-encoded."""
+    return quote(text, safe="/ ._-+()[]~,;:@!$&'*=")
+
+
+# --- people ------------------------------------------------------------------------------
+
+
+def describe_event(message: str, subject: str | None = None) -> tuple[str, str, str | None]:
+    """(subject, readable text, event type or None) for any message from the events topic."""
+    try:
+        body = json.loads(message)
+    except (TypeError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        return (subject or "image-pipeline notification", str(message), None)
+    event_type = body.get("type")
+    key = body.get("source_key", "?")
+    if event_type == "image.rejected":
+        text = (
+            f"An upload was rejected and produced no renditions.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"
+            f"Reason ({body.get('error_code')}): {body.get('error')}\nSize: {_human_bytes(body.get('bytes'))}\n"
+        )
+        return (f"Rejected upload: {_short(key)}", text, event_type)
+    if event_type == "image.failed":
+        text = (
+            f"Processing failed and will be retried automatically.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"
+            f"Error: {body.get('error')}\n"
+        )
+        return (f"Processing failed: {_short(key)}", text, event_type)
+    if event_type == "image.processed":
+        renditions = body.get("renditions") or []
+        lines = "\n".join(
+            f"  - {r.get('preset')}: {r.get('width')}x{r.get('height')} {r.get('format')}, {_human_bytes(r.get('bytes'))}"
+            for r in renditions
+        )
+        text = (
+            f"Image processed.\n\nImage: {key}\nImage id: {body.get('image_id')}\nSource: {body.get('format')} "
+            f"{body.get('width')}x{body.get('height')}, {_human_bytes(body.get('bytes'))}\n"
+            f"Renditions ({len(renditions)}, {_human_bytes(body.get('renditions_bytes'))} in all):\n{lines}\n"
+        )
+        return (f"Processed: {_short(key)} ({len(renditions)} renditions)", text, event_type)
+    if "AlarmName" in body:  # a CloudWatch alarm forwarded through the topic
+        text = (
+            f"CloudWatch alarm {body.get('AlarmName')} is {body.get('NewStateValue')}.\n\n"
+            f"{body.get('NewStateReason', '')}\n\n{json.dumps(body, indent=2, default=str)}"
+        )
+        return (f"Alarm {body.get('NewStateValue')}: {body.get('AlarmName')}", text, "alarm")
+    return (subject or "image-pipeline notification", json.dumps(body, indent=2, ensure_ascii=False, default=str), None)
+
+
+def notify_people(pipeline: Pipeline, message: str, subject: str | None = None) -> str | None:
+    """Forward an events-topic message to ALERTS_TOPIC_ARN as readable text.
+
+    Always for rejections and failures, for successes only with NOTIFY_ON_SUCCESS=true;
+    anything unrecognised is forwarded as pretty JSON or plain text. Returns the message id.
+    """
+    settings = pipeline.settings
+    title, text, event_type = describe_event(message, subject)
+    if event_type == "image.processed" and not settings.notify_on_success:
+        return None
+    if not settings.alerts_topic_arn:
+        observe.emit({"event": "alert.skipped", "reason": "ALERTS_TOPIC_ARN is not set", "subject": title}, {})
+        return None
+    return pipeline.notifier.publish(
+        settings.alerts_topic_arn, subject=title, message=text, attributes={"event_type": event_type or "other"}
+    )
+
+
+def _human_bytes(value: object) -> str:
+    if not isinstance(value, int | float):
+        return "?"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"  # pragma: no cover

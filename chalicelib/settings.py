@@ -1,0 +1,124 @@
+"""The one place that reads the environment: a frozen, validated `Settings`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_MAX_SOURCE_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_SOURCE_PIXELS = 50_000_000
+DEFAULT_MAX_FRAMES = 1000
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    upload_bucket: str
+    processed_bucket: str
+    catalog_table: str
+    events_topic: str
+    upload_prefix: str = "uploads/"
+    output_prefix: str = "renditions/"
+    alerts_topic_arn: str | None = None
+    presets: str = "web"
+    notify_on_success: bool = False
+    max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES
+    max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
+    max_frames: int = DEFAULT_MAX_FRAMES
+    max_workers: int = 0  # 0: derived from the CPUs available (see imaging.render)
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        settings = cls(
+            upload_bucket=_required(env, "UPLOAD_BUCKET"),
+            processed_bucket=_required(env, "PROCESSED_BUCKET"),
+            catalog_table=_required(env, "CATALOG_TABLE"),
+            events_topic=_required(env, "EVENTS_TOPIC"),
+            upload_prefix=_prefix(env, "UPLOAD_PREFIX", "uploads/"),
+            output_prefix=_prefix(env, "OUTPUT_PREFIX", "renditions/"),
+            alerts_topic_arn=env.get("ALERTS_TOPIC_ARN") or None,
+            presets=env.get("PRESETS", "").strip() or "web",
+            notify_on_success=_bool(env, "NOTIFY_ON_SUCCESS", False),
+            max_source_bytes=_positive_int(env, "MAX_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES),
+            max_source_pixels=_positive_int(env, "MAX_SOURCE_PIXELS", DEFAULT_MAX_SOURCE_PIXELS),
+            max_frames=_positive_int(env, "MAX_FRAMES", DEFAULT_MAX_FRAMES),
+            max_workers=_positive_int(env, "MAX_WORKERS", 0, allow_zero=True),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        )
+        if settings.upload_bucket == settings.processed_bucket:
+            # Renditions written to the upload bucket would trigger the processor again.
+            raise SettingsError(
+                "PROCESSED_BUCKET must differ from UPLOAD_BUCKET "
+                f"(both are {settings.upload_bucket!r}): writing renditions into the "
+                "upload bucket would invoke the processor on its own output forever"
+            )
+        return settings
+
+    def public_view(self) -> dict[str, object]:
+        """The settings in force, safe to show to a client (no secrets are ever held here)."""
+        return {
+            "upload_bucket": self.upload_bucket,
+            "upload_prefix": self.upload_prefix,
+            "processed_bucket": self.processed_bucket,
+            "output_prefix": self.output_prefix,
+            "catalog_table": self.catalog_table,
+            "events_topic": self.events_topic,
+            "alerts_topic_arn": self.alerts_topic_arn,
+            "presets": self.presets,
+            "notify_on_success": self.notify_on_success,
+            "max_source_bytes": self.max_source_bytes,
+            "max_source_pixels": self.max_source_pixels,
+            "max_frames": self.max_frames,
+            "region": self.region,
+        }
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"environment variable {name} is required and is not set")
+    return value
+
+
+def _prefix(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default).strip()
+    if value.startswith("/"):
+        raise SettingsError(f"{name}={value!r}: S3 key prefixes must not start with '/'")
+    if value and not value.endswith("/"):
+        value += "/"
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int, *, allow_zero: bool = False) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < 0 or (value == 0 and not allow_zero):
+        raise SettingsError(f"{name}={raw!r} must be {'>= 0' if allow_zero else '> 0'}")
+    return value

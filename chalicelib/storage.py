@@ -1,0 +1,130 @@
+"""Object storage: the `ObjectStore` protocol, an S3 implementation and an in-memory one."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from chalicelib.models import SourceObject
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class ObjectStore(Protocol):
+    def head(self, bucket: str, key: str) -> SourceObject | None: ...
+    def get(self, source: SourceObject) -> bytes: ...
+    def put(
+        self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str], cache_control: str = IMMUTABLE
+    ) -> None: ...
+    def delete(self, bucket: str, keys: Iterable[str]) -> None: ...
+    def tag(self, bucket: str, key: str, tags: Mapping[str, str]) -> None: ...
+
+
+class S3ObjectStore:
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    def head(self, bucket: str, key: str) -> SourceObject | None:
+        try:
+            response = self._s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return SourceObject(
+            bucket=bucket,
+            key=key,
+            size=int(response["ContentLength"]),
+            etag=str(response.get("ETag", "")).strip('"'),
+            version_id=response.get("VersionId"),
+            content_type=response.get("ContentType"),
+        )
+
+    def get(self, source: SourceObject) -> bytes:
+        # Pin the read to what HEAD saw: an overwrite in between fails instead of mixing versions.
+        extra: dict[str, str] = (
+            {"VersionId": source.version_id} if source.version_id and source.version_id != "null" else {"IfMatch": f'"{source.etag}"'}
+        )
+        response = self._s3.get_object(Bucket=source.bucket, Key=source.key, **extra)
+        return bytes(response["Body"].read())
+
+    def put(
+        self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str], cache_control: str = IMMUTABLE
+    ) -> None:
+        self._s3.put_object(
+            Bucket=bucket, Key=key, Body=data, ContentType=content_type, CacheControl=cache_control, Metadata=dict(metadata)
+        )
+
+    def delete(self, bucket: str, keys: Iterable[str]) -> None:
+        batch = [{"Key": k} for k in keys]
+        for start in range(0, len(batch), 1000):
+            response = self._s3.delete_objects(Bucket=bucket, Delete={"Objects": batch[start : start + 1000], "Quiet": True})
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise RuntimeError(
+                    f"could not delete {len(response['Errors'])} object(s), first {first.get('Key')}: {first.get('Message')}"
+                )
+
+    def tag(self, bucket: str, key: str, tags: Mapping[str, str]) -> None:
+        self._s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+
+
+@dataclass
+class StoredObject:
+    data: bytes
+    content_type: str = "binary/octet-stream"
+    metadata: dict[str, str] = field(default_factory=dict)
+    cache_control: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    version: int = 1
+
+
+class MemoryObjectStore:
+    """In-memory store for unit tests and the service layer's own tests."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, dict[str, StoredObject]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, bucket: str, key: str, data: bytes, content_type: str = "binary/octet-stream") -> SourceObject:
+        with self._lock:
+            objects = self.buckets.setdefault(bucket, {})
+            version = objects[key].version + 1 if key in objects else 1
+            objects[key] = StoredObject(data, content_type, version=version)
+        info = self.head(bucket, key)
+        assert info is not None
+        return info
+
+    def head(self, bucket: str, key: str) -> SourceObject | None:
+        obj = self.buckets.get(bucket, {}).get(key)
+        if obj is None:
+            return None
+        return SourceObject(bucket, key, len(obj.data), hashlib.md5(obj.data).hexdigest(), str(obj.version), obj.content_type)  # noqa: S324 - an ETag, not security
+
+    def get(self, source: SourceObject) -> bytes:
+        obj = self.buckets[source.bucket][source.key]
+        if source.version_id and str(obj.version) != source.version_id:
+            raise KeyError(f"{source.key} changed since HEAD")
+        return obj.data
+
+    def put(
+        self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str], cache_control: str = IMMUTABLE
+    ) -> None:
+        with self._lock:
+            self.buckets.setdefault(bucket, {})[key] = StoredObject(data, content_type, dict(metadata), cache_control)
+
+    def delete(self, bucket: str, keys: Iterable[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self.buckets.get(bucket, {}).pop(key, None)
+
+    def tag(self, bucket: str, key: str, tags: Mapping[str, str]) -> None:
+        self.buckets[bucket][key].tags = dict(tags)
+
+    def keys(self, bucket: str) -> list[str]:
+        return sorted(self.buckets.get(bucket, {}))

@@ -1,0 +1,105 @@
+"""Decoding limits and typed rejections: nothing but RejectedInput escapes for bad input."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from chalicelib.imaging import codec
+from chalicelib.models import ErrorCode, RejectedInput
+from chalicelib.presets import WEB
+from tests.conftest import fixture_bytes
+from tests.imagetools import LIMITS, render_all
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height but carries one tiny IDAT: a decompression bomb shape."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def rejection(data: bytes) -> RejectedInput:
+    with pytest.raises(RejectedInput) as caught:
+        render_all(data, WEB)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", ErrorCode.EMPTY_FILE),
+        (b"hello, this is plain text and not an image\n" * 10, ErrorCode.NOT_AN_IMAGE),
+        (bytes(range(256)) * 40, ErrorCode.NOT_AN_IMAGE),
+        (b"<html><body>not an image</body></html>", ErrorCode.NOT_AN_IMAGE),
+        (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', ErrorCode.UNSUPPORTED_FORMAT),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", ErrorCode.UNSUPPORTED_FORMAT),
+        (b"8BPS\x00\x01" + b"\x00" * 40, ErrorCode.UNSUPPORTED_FORMAT),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n", ErrorCode.UNSUPPORTED_FORMAT),
+    ],
+    ids=["empty", "text", "random", "html", "svg", "pdf", "psd", "eps"],
+)
+def test_non_images_are_rejected_by_content(data: bytes, code: ErrorCode) -> None:
+    assert rejection(data).code is code
+
+
+def test_truncated_jpeg_is_rejected() -> None:
+    data = fixture_bytes("orient_landscape_1.jpg")
+    assert rejection(data[: len(data) // 2]).code is ErrorCode.CORRUPT_IMAGE
+
+
+def test_truncated_png_is_rejected() -> None:
+    buffer = io.BytesIO()
+    Image.effect_noise((400, 300), 64).convert("RGB").save(buffer, "PNG")
+    assert rejection(buffer.getvalue()[:3000]).code is ErrorCode.CORRUPT_IMAGE
+
+
+def test_png_declaring_30000_squared_pixels_is_refused_before_decoding() -> None:
+    error = rejection(png_header_only(30000, 30000))
+    assert error.code is ErrorCode.TOO_MANY_PIXELS
+    assert "900,000,000" in error.message
+
+
+@pytest.mark.parametrize("pixels", [LIMITS.max_pixels + 1, 100_000_000, 150_000_000])
+def test_pillow_warning_zone_cannot_slip_through(pixels: int) -> None:
+    # Between our limit and Pillow's own error threshold (2x MAX_IMAGE_PIXELS) there is a
+    # zone where Pillow only warns; our check must reject all of it.
+    width = 10000
+    assert rejection(png_header_only(width, pixels // width + 1)).code is ErrorCode.TOO_MANY_PIXELS
+
+
+def test_limit_is_configurable() -> None:
+    small = codec.DecodeLimits(max_pixels=1000, max_frames=10)
+    with pytest.raises(RejectedInput) as caught:
+        codec.open_image(fixture_bytes("orient_landscape_1.jpg"), small)
+    assert caught.value.code is ErrorCode.TOO_MANY_PIXELS
+
+
+def test_frame_limit() -> None:
+    with pytest.raises(RejectedInput) as caught:
+        codec.open_image(fixture_bytes("animated_loop3.gif"), codec.DecodeLimits(max_pixels=10**7, max_frames=5))
+    assert caught.value.code is ErrorCode.TOO_MANY_FRAMES
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP"])
+def test_allowed_formats_are_identified_by_content(fmt: str) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, fmt)
+    assert codec.sniff_format(buffer.getvalue()) == fmt
+    result = render_all(buffer.getvalue(), WEB)
+    assert result.source.format == fmt
+    assert (result.source.width, result.source.height) == (64, 48)
+
+
+def test_other_pillow_formats_are_not_opened() -> None:
+    for fmt in ("PCX", "TGA", "ICO", "PPM"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 32)).save(buffer, fmt)
+        assert rejection(buffer.getvalue()).code in (ErrorCode.NOT_AN_IMAGE, ErrorCode.UNSUPPORTED_FORMAT), fmt

@@ -1,0 +1,190 @@
+"""The pure rendering path on real photos: sizes, orientation, colour, metadata."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageCms
+
+from chalicelib.presets import CLASSIC, WEB
+from tests.conftest import CORPUS, corpus_photos, fixture_bytes
+from tests.imagetools import mean_abs_diff, metadata_markers, open_bytes, psnr, render_all
+
+WEB_QUALITY = {p.format: p.quality for p in WEB.presets if p.name.startswith("w")}
+
+
+def by_preset(result):  # type: ignore[no-untyped-def]
+    return {r.preset: r for r in result.renditions}
+
+
+@pytest.mark.parametrize("name", ["orient_landscape_1.jpg", "orient_portrait_1.jpg"])
+def test_web_profile_small_source_skips_widths_it_does_not_reach(name: str) -> None:
+    result = render_all(fixture_bytes(name), WEB)
+    presets = by_preset(result)
+    # 600x450 / 450x600 sources: only 320 is reachable, never upscaled to 1024/2048.
+    assert set(presets) == {"thumbnail", "w320_jpeg", "w320_webp"}
+    assert set(result.skipped) == {"w1024_jpeg", "w1024_webp", "w2048_jpeg", "w2048_webp"}
+    assert (presets["thumbnail"].width, presets["thumbnail"].height) == (150, 150)
+    assert presets["w320_jpeg"].width == 320
+    expected_height = round(320 * result.source.height / result.source.width)
+    assert presets["w320_jpeg"].height == expected_height
+    assert presets["w320_webp"].height == expected_height
+
+
+@pytest.mark.parametrize("kind", ["landscape", "portrait"])
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_every_exif_orientation_comes_out_upright(kind: str, orientation: int) -> None:
+    source = CORPUS / f"orient_{kind}_{orientation}.jpg"
+    data = source.read_bytes() if source.exists() else None
+    if data is None:
+        if kind == "portrait" and orientation != 6:
+            pytest.skip("portrait orientations other than 6 need ../shared/corpus")
+        data = fixture_bytes(f"orient_{kind}_{orientation}.jpg")
+    reference = by_preset(render_all(fixture_bytes(f"orient_{kind}_1.jpg"), WEB))
+    result = by_preset(render_all(data, WEB))
+    for preset in ("w320_jpeg", "thumbnail"):
+        ours, upright = open_bytes(result[preset].data), open_bytes(reference[preset].data)
+        assert ours.size == upright.size
+        # Same picture up to compression noise; a wrongly rotated or mirrored one differs by far more.
+        assert mean_abs_diff(ours, upright) < 6, f"{kind} orientation {orientation} {preset} is not upright"
+        assert mean_abs_diff(ours, upright.transpose(Image.Transpose.FLIP_LEFT_RIGHT)) > 12
+
+
+def test_no_rendition_carries_source_metadata() -> None:
+    # Orientation 6 has EXIF and an ICC profile; the CMYK one has Adobe/ICC/XMP segments.
+    from PIL import PngImagePlugin
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Comment", "secret")
+    tagged_png = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "Camera"
+    Image.open(io.BytesIO(fixture_bytes("alpha_paper_2048x1536.png"))).save(
+        tagged_png, "PNG", pnginfo=text, exif=exif, icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    )
+    sources = {name: fixture_bytes(name) for name in ("orient_landscape_6.jpg", "cmyk_channel_digital_image.jpg")}
+    sources["tagged.png"] = tagged_png.getvalue()
+    for name, source in sources.items():
+        assert metadata_markers(source), f"{name} should carry metadata for this test to mean anything"
+        for profile in (WEB, CLASSIC):
+            for rendition in render_all(source, profile).renditions:
+                assert metadata_markers(rendition.data) == [], f"{name} -> {rendition.preset} leaks metadata"
+                image = open_bytes(rendition.data)
+                assert "exif" not in image.info and "icc_profile" not in image.info and "comment" not in image.info
+
+
+def test_jpeg_comment_is_not_copied() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (400, 300), (10, 120, 200)).save(buffer, "JPEG", comment=b"secret location: 51.5N 0.1W")
+    for rendition in render_all(buffer.getvalue(), WEB).renditions:
+        assert b"secret location" not in rendition.data
+
+
+def test_cmyk_is_converted_through_its_icc_profile() -> None:
+    data = fixture_bytes("cmyk_channel_digital_image.jpg")
+    source = Image.open(io.BytesIO(data))
+    assert source.mode == "CMYK"
+    srgb = ImageCms.createProfile("sRGB")
+    cmyk_profile = ImageCms.ImageCmsProfile(io.BytesIO(source.info["icc_profile"]))
+    reference = ImageCms.profileToProfile(source, cmyk_profile, srgb, outputMode="RGB")
+    naive = Image.open(io.BytesIO(data)).convert("RGB")
+    ours = open_bytes(by_preset(render_all(data, CLASSIC))["converted_png"].data)
+    assert ours.mode == "RGB" and ours.size == source.size
+    assert mean_abs_diff(ours, reference) < 2.0
+    # The naive conversion is visibly off; ours must be much closer to the ICC-correct one.
+    assert mean_abs_diff(naive, reference) > 4 * mean_abs_diff(ours, reference)
+
+
+def test_alpha_is_kept_for_webp_and_png_and_flattened_on_white_for_jpeg() -> None:
+    data = fixture_bytes("alpha_paper_2048x1536.png")
+    web = by_preset(render_all(data, WEB))
+    assert open_bytes(web["w1024_webp"].data).mode == "RGBA"
+    jpeg = open_bytes(web["w1024_jpeg"].data)
+    assert jpeg.mode == "RGB"
+    # 87.7% of the source is fully transparent: flattened on white, the corners are white.
+    assert min(jpeg.getpixel((2, 2))) > 245  # type: ignore[arg-type]
+    png = open_bytes(by_preset(render_all(data, CLASSIC))["converted_png"].data)
+    assert png.mode == "RGBA" and png.getchannel("A").getextrema() == (0, 255)
+
+
+def test_animated_gif_uses_first_frame() -> None:
+    data = fixture_bytes("animated_loop3.gif")
+    gif = Image.open(io.BytesIO(data))
+    first = gif.convert("RGB")
+    result = render_all(data, CLASSIC)
+    assert result.source.frames == 10
+    png = open_bytes(by_preset(result)["converted_png"].data)
+    assert mean_abs_diff(png, first) < 1.0
+    assert getattr(open_bytes(by_preset(result)["converted_webp"].data), "n_frames", 1) == 1
+
+
+def test_classic_profile_names_and_sizes() -> None:
+    result = render_all(fixture_bytes("orient_landscape_6.jpg"), CLASSIC, stem="holiday")
+    files = {r.filename: r for r in result.renditions}
+    assert set(files) == {
+        "holiday_compressed.jpg",
+        "holiday_low_quality.jpg",
+        "holiday_converted.webp",
+        "holiday_converted.png",
+        "holiday_thumbnail.jpg",
+    }
+    width, height = result.source.width, result.source.height
+    for name in ("holiday_compressed.jpg", "holiday_low_quality.jpg", "holiday_converted.webp", "holiday_converted.png"):
+        assert (files[name].width, files[name].height) == (width, height)
+    assert max(files["holiday_thumbnail.jpg"].width, files["holiday_thumbnail.jpg"].height) == 150
+    assert files["holiday_low_quality.jpg"].size < files["holiday_compressed.jpg"].size
+    assert open_bytes(files["holiday_converted.webp"].data).format == "WEBP"
+    assert open_bytes(files["holiday_converted.png"].data).format == "PNG"
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
+    gradient = Image.linear_gradient("L").resize((256, 256)).convert("I")
+    deep = gradient.point(lambda v: v * 257)  # 0..65535
+    buffer = io.BytesIO()
+    deep.convert("I;16").save(buffer, "PNG")
+    png = open_bytes(by_preset(render_all(buffer.getvalue(), CLASSIC))["converted_png"].data).convert("L")
+    low, high = png.getextrema()  # type: ignore[misc]
+    assert low < 5 and high > 250
+    # Mid-grey stays mid-grey (clipping would turn most of the gradient white).
+    assert 100 < png.getpixel((128, 128)) < 156  # type: ignore[operator]
+
+
+def test_palette_with_transparency_keeps_alpha() -> None:
+    image = Image.new("P", (300, 200), 0)
+    image.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    image.paste(1, (100, 50, 200, 150))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", transparency=0)
+    png = open_bytes(by_preset(render_all(buffer.getvalue(), CLASSIC))["converted_png"].data)
+    assert png.mode == "RGBA"
+    assert png.getpixel((0, 0))[3] == 0  # type: ignore[index]
+    assert png.getpixel((150, 100)) == (0, 0, 255, 255)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("photo", corpus_photos(), ids=lambda p: p.name)
+def test_real_photos_web_profile(photo: Path) -> None:
+    data = photo.read_bytes()
+    result = render_all(data, WEB)
+    presets = by_preset(result)
+    assert set(presets) == {p.name for p in WEB.presets}, "8-22 MP photos reach every width"
+    reference = Image.open(photo)
+    from PIL import ImageOps
+
+    reference = ImageOps.exif_transpose(reference).convert("RGB")
+    assert (result.source.width, result.source.height) == reference.size
+    for name, rendition in presets.items():
+        image = open_bytes(rendition.data)
+        assert image.size == (rendition.width, rendition.height)
+        assert metadata_markers(rendition.data) == []
+        if name.startswith("w"):
+            assert image.width == int(name[1:].split("_")[0])
+            # Speed never comes from bad pixels: against a full-decode Lanczos reference, ours
+            # must score as well as that reference itself encoded at the same quality.
+            ideal = reference.resize(image.size, Image.Resampling.LANCZOS)
+            buffer = io.BytesIO()
+            ideal.save(buffer, rendition.format, quality=WEB_QUALITY[rendition.format])
+            floor = psnr(open_bytes(buffer.getvalue()), ideal)
+            assert psnr(image, ideal) > floor - 0.5, name

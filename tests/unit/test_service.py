@@ -1,0 +1,250 @@
+"""The use cases with in-memory adapters: keys, records, events, failures."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from chalicelib import service
+from chalicelib.catalog import MemoryCatalog
+from chalicelib.models import Upload
+from chalicelib.notify import MemoryNotifier
+from chalicelib.presets import CLASSIC, WEB, Profile
+from chalicelib.settings import Settings
+from chalicelib.storage import MemoryObjectStore
+from tests.conftest import fixture_bytes
+
+SETTINGS = Settings.from_env({"UPLOAD_BUCKET": "up", "PROCESSED_BUCKET": "out", "CATALOG_TABLE": "t", "EVENTS_TOPIC": "ev"})
+
+
+def make_pipeline(profile: Profile = WEB, settings: Settings = SETTINGS, **kw: Any) -> service.Pipeline:
+    return service.Pipeline(
+        settings=settings,
+        profile=profile,
+        store=kw.get("store", MemoryObjectStore()),
+        catalog=kw.get("catalog", MemoryCatalog()),
+        notifier=kw.get("notifier", MemoryNotifier()),
+        clock=lambda: datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+
+
+def upload(p: service.Pipeline, key: str, data: bytes, sequencer: str = "0A") -> service.Outcome:
+    assert isinstance(p.store, MemoryObjectStore)
+    p.store.add("up", key, data)
+    return service.process_upload(p, Upload("up", key, sequencer=sequencer))
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ["uploads/a/photo.jpg", "uploads/b/photo.jpg", "uploads/a/photo.png"],
+        ["uploads/x y.jpg", "uploads/x+y.jpg", "uploads/x%20y.jpg", "uploads/ünï cødé 写真.jpg"],
+    ],
+)
+def test_different_sources_never_share_output_keys(keys: list[str]) -> None:
+    folders = {service.output_folder(SETTINGS, k) for k in keys}
+    assert len(folders) == len(keys)
+    assert all(f.startswith("renditions/") for f in folders)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["uploads/../../etc/passwd.jpg", "uploads/a//b.jpg", "uploads/./x.jpg", "uploads/_by-id/abc/photo.jpg", "uploads/tab\there.jpg"],
+)
+def test_unsafe_keys_go_to_a_hashed_folder(key: str) -> None:
+    folder = service.output_folder(SETTINGS, key)
+    assert folder == f"renditions/_by-id/{service.image_id_for(key)}/"
+
+
+def test_longest_source_key_gives_valid_output_keys() -> None:
+    key = "uploads/" + "d/" * 300 + "é" * 200 + ".jpg"
+    assert len(key.encode()) <= 1024
+    p = make_pipeline(CLASSIC)
+    outcome = upload(p, key, fixture_bytes("orient_landscape_1.jpg"))
+    assert outcome.status == "processed"
+    for rendition in outcome.renditions:
+        assert len(rendition.key.encode("utf-8")) <= 1024
+        assert rendition.key.startswith("renditions/_by-id/")
+
+
+def test_keys_are_mirrored_under_the_output_prefix() -> None:
+    p = make_pipeline()
+    outcome = upload(p, "uploads/shop/shoes/red shoe.jpg", fixture_bytes("orient_landscape_6.jpg"))
+    keys = sorted(r.key for r in outcome.renditions)
+    assert keys == sorted(f"renditions/shop/shoes/red shoe.jpg/{n}" for n in ["thumbnail.jpg", "w320.jpg", "w320.webp"])
+    store = p.store
+    assert isinstance(store, MemoryObjectStore)
+    assert store.keys("out") == keys
+    stored = store.buckets["out"][keys[0]]
+    assert stored.metadata["source-key"] == "uploads/shop/shoes/red shoe.jpg"
+    assert stored.cache_control == "public, max-age=31536000, immutable"
+
+
+def test_processed_record_and_event() -> None:
+    p = make_pipeline()
+    outcome = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_6.jpg"))
+    record = p.catalog.get(service.image_id_for("uploads/cat.jpg"))
+    assert record is not None and record == outcome.record
+    assert record["status"] == "processed"
+    assert (record["width"], record["height"]) == (600, 450)
+    assert record["format"] == "JPEG"
+    assert {r["preset"] for r in record["renditions"]} == {"thumbnail", "w320_jpeg", "w320_webp"}
+    notifier = p.notifier
+    assert isinstance(notifier, MemoryNotifier)
+    [message] = notifier.messages
+    assert message.attributes["event_type"] == "image.processed"
+    body = message.json()
+    assert body["type"] == "image.processed" and body["image_id"] == record["image_id"]
+    assert len(body["renditions"]) == 3
+
+
+def test_same_event_twice_gives_one_record_and_same_renditions() -> None:
+    p = make_pipeline()
+    first = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
+    second = service.process_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0A"))
+    assert second.status == "processed"
+    assert [r.key for r in first.renditions] == [r.key for r in second.renditions]
+    assert isinstance(p.catalog, MemoryCatalog) and len(p.catalog.items) == 1
+
+
+def test_older_event_never_clobbers_newer_result() -> None:
+    p = make_pipeline()
+    upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"), sequencer="0005B")
+    late = service.process_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0004F"))
+    assert late.status == "ignored"
+    record = p.catalog.get(service.image_id_for("uploads/cat.jpg"))
+    assert record is not None and record["sequencer"].endswith("5B")
+
+
+def test_rejected_overwrite_removes_previous_renditions() -> None:
+    p = make_pipeline()
+    good = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"), sequencer="01")
+    assert good.status == "processed"
+    bad = upload(p, "uploads/cat.jpg", b"not an image at all", sequencer="02")
+    assert bad.status == "rejected"
+    assert isinstance(p.store, MemoryObjectStore)
+    assert p.store.keys("out") == []
+    record = p.catalog.get(service.image_id_for("uploads/cat.jpg"))
+    assert record is not None and record["status"] == "rejected" and record["renditions"] == []
+
+
+def test_keys_outside_prefix_and_folder_markers_are_ignored() -> None:
+    p = make_pipeline()
+    assert upload(p, "elsewhere/cat.jpg", fixture_bytes("orient_landscape_1.jpg")).status == "ignored"
+    assert upload(p, "uploads/folder/", b"").status == "ignored"
+    assert isinstance(p.catalog, MemoryCatalog) and p.catalog.items == {}
+
+
+def test_too_large_is_rejected_before_download() -> None:
+    settings = Settings.from_env(
+        {"UPLOAD_BUCKET": "up", "PROCESSED_BUCKET": "out", "CATALOG_TABLE": "t", "EVENTS_TOPIC": "ev", "MAX_SOURCE_BYTES": "1000"}
+    )
+
+    class NoDownload(MemoryObjectStore):
+        def get(self, source):  # type: ignore[no-untyped-def]
+            raise AssertionError("downloaded an object over the byte limit")
+
+    p = make_pipeline(settings=settings, store=NoDownload())
+    outcome = upload(p, "uploads/big.jpg", fixture_bytes("orient_landscape_1.jpg"))
+    assert outcome.status == "rejected"
+    assert outcome.record is not None and outcome.record["error_code"] == "too_large"
+
+
+class FlakyStore(MemoryObjectStore):
+    def __init__(self, fail_on: str) -> None:
+        super().__init__()
+        self.fail_on = fail_on
+
+    def put(self, bucket: str, key: str, data: bytes, **kw: Any) -> None:
+        if key.endswith(self.fail_on):
+            raise ConnectionError("S3 went away")
+        super().put(bucket, key, data, **kw)
+
+
+def test_failed_rendition_upload_leaves_no_partial_outputs_and_raises() -> None:
+    p = make_pipeline(store=FlakyStore("w320.webp"))
+    with pytest.raises(ConnectionError):
+        upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
+    assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
+    record = p.catalog.get(service.image_id_for("uploads/cat.jpg"))
+    assert record is not None and record["status"] == "failed" and record["renditions"] == []
+    assert isinstance(p.notifier, MemoryNotifier)
+    assert [m.attributes["event_type"] for m in p.notifier.messages] == ["image.failed"]
+
+
+def test_publish_failure_never_loses_a_processed_image(capsys: pytest.CaptureFixture[str]) -> None:
+    class DeadNotifier(MemoryNotifier):
+        def publish(self, *a: Any, **kw: Any) -> str:
+            raise ConnectionError("SNS is down")
+
+    p = make_pipeline(notifier=DeadNotifier())
+    outcome = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
+    assert outcome.status == "processed"
+    assert p.catalog.get(service.image_id_for("uploads/cat.jpg")) is not None
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert any(line.get("event") == "publish.failed" and line.get("PublishFailures") == 1 for line in lines)
+
+
+def test_outcome_line_is_embedded_metric_format(capsys: pytest.CaptureFixture[str]) -> None:
+    p = make_pipeline()
+    upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
+    upload(p, "uploads/bad.jpg", b"GIF89a broken")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    processed = next(line for line in lines if line["event"] == "image.processed")
+    rejected = next(line for line in lines if line["event"] == "image.rejected")
+    directive = processed["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "ImagePipeline"
+    assert {m["Name"] for m in directive["Metrics"]} >= {"ImagesProcessed", "ProcessingTime", "RenditionsWritten"}
+    assert processed["ImagesProcessed"] == 1 and processed["renditions"] == 3
+    assert rejected["ImagesRejected"] == 1 and rejected["error_code"] == "corrupt_image"
+
+
+@pytest.mark.parametrize(
+    ("body", "expect_sent", "needle"),
+    [
+        (
+            {"type": "image.rejected", "source_key": "uploads/x.jpg", "error_code": "not_an_image", "error": "nope", "bytes": 12},
+            True,
+            "nope",
+        ),
+        ({"type": "image.failed", "source_key": "uploads/x.jpg", "error": "boom"}, True, "boom"),
+        ({"type": "image.processed", "source_key": "uploads/x.jpg", "renditions": []}, False, ""),
+        ({"AlarmName": "errors", "NewStateValue": "ALARM", "NewStateReason": "threshold"}, True, "threshold"),
+    ],
+)
+def test_notify_people(body: dict[str, Any], expect_sent: bool, needle: str) -> None:
+    settings = Settings.from_env(
+        {
+            "UPLOAD_BUCKET": "up",
+            "PROCESSED_BUCKET": "out",
+            "CATALOG_TABLE": "t",
+            "EVENTS_TOPIC": "ev",
+            "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:alerts",
+        }
+    )
+    p = make_pipeline(settings=settings)
+    service.notify_people(p, json.dumps(body))
+    assert isinstance(p.notifier, MemoryNotifier)
+    assert len(p.notifier.messages) == int(expect_sent)
+    if expect_sent:
+        assert needle in p.notifier.messages[0].message
+        assert "\n" not in p.notifier.messages[0].subject
+
+
+def test_notify_forwards_plain_text() -> None:
+    settings = Settings.from_env(
+        {
+            "UPLOAD_BUCKET": "up",
+            "PROCESSED_BUCKET": "out",
+            "CATALOG_TABLE": "t",
+            "EVENTS_TOPIC": "ev",
+            "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:alerts",
+        }
+    )
+    p = make_pipeline(settings=settings)
+    service.notify_people(p, "not json {", "Hello")
+    assert isinstance(p.notifier, MemoryNotifier)
+    assert p.notifier.messages[0].message == "not json {"

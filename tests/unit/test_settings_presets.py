@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chalicelib.presets import CLASSIC, WEB, PresetError, load_profile
+from chalicelib.settings import Settings, SettingsError
+
+BASE = {"UPLOAD_BUCKET": "up", "PROCESSED_BUCKET": "out", "CATALOG_TABLE": "t", "EVENTS_TOPIC": "ev"}
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env(BASE)
+    assert settings.upload_prefix == "uploads/"
+    assert settings.presets == "web"
+    assert settings.max_source_pixels == 50_000_000
+    assert settings.alerts_topic_arn is None
+    assert settings.notify_on_success is False
+
+
+@pytest.mark.parametrize("missing", sorted(BASE))
+def test_missing_required_variable_is_named(missing: str) -> None:
+    env = {k: v for k, v in BASE.items() if k != missing}
+    with pytest.raises(SettingsError, match=missing):
+        Settings.from_env(env)
+
+
+def test_same_bucket_for_uploads_and_renditions_is_refused() -> None:
+    with pytest.raises(SettingsError, match="PROCESSED_BUCKET must differ from UPLOAD_BUCKET"):
+        Settings.from_env({**BASE, "PROCESSED_BUCKET": "up"})
+
+
+@pytest.mark.parametrize(("name", "value"), [("MAX_SOURCE_BYTES", "lots"), ("MAX_SOURCE_PIXELS", "-1"), ("NOTIFY_ON_SUCCESS", "maybe")])
+def test_invalid_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({**BASE, name: value})
+
+
+def test_prefix_gets_a_trailing_slash() -> None:
+    assert Settings.from_env({**BASE, "UPLOAD_PREFIX": "incoming"}).upload_prefix == "incoming/"
+
+
+def test_profiles() -> None:
+    assert load_profile("web") is WEB
+    assert load_profile("classic") is CLASSIC
+    assert len(WEB.presets) == 7
+    assert [p.output_filename("cat") for p in CLASSIC.presets] == [
+        "cat_compressed.jpg",
+        "cat_low_quality.jpg",
+        "cat_converted.webp",
+        "cat_converted.png",
+        "cat_thumbnail.jpg",
+    ]
+    assert WEB.version != CLASSIC.version
+
+
+def test_profile_from_json(tmp_path: Path) -> None:
+    path = tmp_path / "shop.json"
+    path.write_text(
+        json.dumps(
+            {"name": "shop", "presets": [{"name": "card", "format": "webp", "width": 600, "height": 400, "fit": "cover", "quality": 70}]}
+        )
+    )
+    profile = load_profile(str(path))
+    assert profile.name == "shop"
+    assert profile.presets[0].format == "WEBP"
+    assert profile.presets[0].output_filename("x") == "card.webp"
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [
+        {"name": "a", "format": "gif"},
+        {"name": "a", "format": "jpeg", "fit": "cover", "width": 10},
+        {"name": "a", "format": "jpeg", "quality": 0},
+        {"name": "a", "format": "jpeg", "colour": "red"},
+    ],
+)
+def test_invalid_presets(tmp_path: Path, preset: dict[str, object]) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps([preset]))
+    with pytest.raises(PresetError):
+        load_profile(str(path))
+
+
+def test_unknown_profile_name() -> None:
+    with pytest.raises(PresetError, match="not a profile name"):
+        load_profile("fancy")
