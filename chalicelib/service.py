@@ -157,6 +157,9 @@ class Attempt:
             "created_at": (self.previous or {}).get("created_at") or now,
             "updated_at": now,
             "uploaded_at": self.upload.event_time,
+            # Index keys: GSI `by_updated` (listing, updated_at) lists every image newest
+            # first; GSI `by_status` (status, updated_at) filters by status. No Scan needed.
+            "listing": "images",
         }
 
     def timed(self, stage: str, since: float) -> None:
