@@ -12,7 +12,7 @@ PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-v
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: help venv run test test-fast check lint typecheck clean
+.PHONY: help venv run test test-fast check lint typecheck clean reprocess
 
 help: ## Show the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy app.py chalicelib
+
+REPROCESS_ARGS ?=
+reprocess: venv ## Re-render sources made with older presets (STAGE=dev; REPROCESS_ARGS="--direct --batch-size 50 --restart")
+	$(BIN)/python -m chalicelib.reprocess --stage $(STAGE) $(REPROCESS_ARGS)
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 DEFAULT_MAX_SOURCE_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_SOURCE_PIXELS = 50_000_000
 DEFAULT_MAX_FRAMES = 1000
+DEFAULT_REPROCESS_QUEUE = "image-pipeline-reprocess"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -33,6 +35,7 @@ class Settings:
     max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
     max_frames: int = DEFAULT_MAX_FRAMES
     max_workers: int = 0  # 0: derived from the CPUs available (see imaging.render)
+    reprocess_queue: str = DEFAULT_REPROCESS_QUEUE  # SQS queue name the `reprocess` handler consumes
     region: str = "us-east-1"
     endpoint_url: str | None = None
 
@@ -53,6 +56,7 @@ class Settings:
             max_source_pixels=_positive_int(env, "MAX_SOURCE_PIXELS", DEFAULT_MAX_SOURCE_PIXELS),
             max_frames=_positive_int(env, "MAX_FRAMES", DEFAULT_MAX_FRAMES),
             max_workers=_positive_int(env, "MAX_WORKERS", 0, allow_zero=True),
+            reprocess_queue=_queue_name(env, "REPROCESS_QUEUE", DEFAULT_REPROCESS_QUEUE),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         )
@@ -64,6 +68,19 @@ class Settings:
                 "upload bucket would invoke the processor on its own output forever"
             )
         return settings
+
+    @classmethod
+    def for_stage(cls, stage: str, config: Path = Path(".chalice/config.json")) -> Settings:
+        """Settings of a Chalice stage (its `environment_variables`), the process environment
+        winning: how command-line tools such as `python -m chalicelib.reprocess` find the names."""
+        try:
+            stages = json.loads(config.read_text())["stages"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise SettingsError(f"cannot read stages from {config}: {exc}") from None
+        if stage not in stages:
+            raise SettingsError(f"stage {stage!r} is not in {config} (have: {', '.join(sorted(stages))})")
+        stage_env = {k: str(v) for k, v in stages[stage].get("environment_variables", {}).items()}
+        return cls.from_env({**stage_env, **os.environ})
 
     def public_view(self) -> dict[str, object]:
         """The settings in force, safe to show to a client (no secrets are ever held here)."""
@@ -80,6 +97,7 @@ class Settings:
             "max_source_bytes": self.max_source_bytes,
             "max_source_pixels": self.max_source_pixels,
             "max_frames": self.max_frames,
+            "reprocess_queue": self.reprocess_queue,
             "region": self.region,
         }
 
@@ -143,6 +161,14 @@ def _prefix(env: Mapping[str, str], name: str, default: str) -> str:
         raise SettingsError(f"{name}={value!r}: S3 key prefixes must not start with '/'")
     if value and not value.endswith("/"):
         value += "/"
+    return value
+
+
+def _queue_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    # SQS queue names: 1-80 characters, alphanumerics, hyphens and underscores (a name, not a URL).
+    if len(value) > 80 or not all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in value):
+        raise SettingsError(f"{name}={value!r} is not an SQS queue name (1-80 of A-Z a-z 0-9 - _)")
     return value
 
 
