@@ -43,12 +43,23 @@ def upload_key(prefix: str, inbox: Path, path: Path) -> str:
     return prefix + path.relative_to(inbox).as_posix()
 
 
+Signature = tuple[int, int]  # (size, mtime in ns): the content changed if this changed
+
+
+def _signature(path: Path) -> Signature | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)
+
+
 @dataclass
 class _Pending:
     landed_at: float  # wall clock of the first event: what the live log measures from
     deadline: float
-    closed: bool = False  # the writer closed it: complete
-    size: int = -1  # size at the last look, for writers that never close
+    closed: Signature | None = None  # the file as its writer closed it: complete
+    looked: Signature | None = None  # the file at the last look, for writers that never close
 
 
 class InboxWatcher(FileSystemEventHandler):
@@ -66,6 +77,7 @@ class InboxWatcher(FileSystemEventHandler):
         self._on_seen = on_seen
         self._settle_s = settle_s
         self._pending: dict[Path, _Pending] = {}
+        self._handed: dict[Path, Signature] = {}  # what each file was when handed over
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._observer = Observer()
@@ -89,6 +101,7 @@ class InboxWatcher(FileSystemEventHandler):
         if event.event_type == "deleted":
             with self._lock:
                 self._pending.pop(path, None)
+                self._handed.pop(path, None)
             return
         if event.is_directory:
             if event.event_type in ("created", "moved"):
@@ -99,14 +112,21 @@ class InboxWatcher(FileSystemEventHandler):
             self._mark(path, closed=event.event_type == "closed")
 
     def _mark(self, path: Path, *, closed: bool) -> None:
+        signature = _signature(path)
+        if signature is None:
+            return
         now = time.monotonic()
         with self._lock:
+            if signature == self._handed.get(path):
+                return  # attributes only (a copy sets the mode after closing): nothing new
             pending = self._pending.get(path)
             seen = pending is None
             if pending is None:
                 pending = self._pending[path] = _Pending(landed_at=time.time(), deadline=now)
-            pending.closed = closed
-            pending.deadline = now if closed else now + self._settle_s
+            if closed:
+                pending.closed, pending.deadline = signature, now
+            elif pending.closed != signature:
+                pending.closed, pending.deadline = None, now + self._settle_s
         if seen:
             self._on_seen(path, pending.landed_at)
 
@@ -119,21 +139,21 @@ class InboxWatcher(FileSystemEventHandler):
                     log.exception("could not hand %s to the pipeline", path)
 
     def _due(self) -> list[tuple[Path, _Pending]]:
-        """Files complete now: closed, or the same size as one settle time ago."""
+        """Files complete now: closed as they are, or unchanged for one settle time."""
         now = time.monotonic()
         due = []
         with self._lock:
             for path, pending in list(self._pending.items()):
                 if pending.deadline > now:
                     continue
-                try:
-                    size = path.stat().st_size
-                except OSError:  # gone again
+                signature = _signature(path)
+                if signature is None:  # gone again
                     del self._pending[path]
                     continue
-                if not pending.closed and size != pending.size:
-                    pending.size, pending.deadline = size, now + self._settle_s
+                if signature not in (pending.closed, pending.looked):
+                    pending.looked, pending.deadline = signature, now + self._settle_s
                     continue
                 del self._pending[path]
+                self._handed[path] = signature
                 due.append((path, pending))
         return due
