@@ -16,6 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
+from chalicelib.local.processes import StartupError
 from chalicelib.settings import LocalSettings, SettingsError
 
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "upload":
             return client.upload(local, args.paths)
         return client.status(local)
-    except SettingsError as exc:
+    except (SettingsError, StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -135,6 +135,11 @@ class LiveLog:
                 reason = f"{body.get('error_code')}: {body.get('error')}"
                 note = self._write_note(key, ".rejected.txt", f"rejected: {reason}\n")
                 self._finish(key, "rejected", time.time(), f"{reason} (-> {self._show(note)})")
+            elif kind == "image.deleted":
+                self._images.pop(key, None)
+                for suffix in NOTE_SUFFIXES:
+                    note_path(self._settings, self._outbox, key, suffix).unlink(missing_ok=True)
+                self.say(f"        deleted    {key}  (its renditions leave the outbox)")
             elif kind == "image.failed":
                 self.say(f"        failed     {key}: {body.get('error')} (retrying)")
 

@@ -23,7 +23,7 @@ from chalicelib import aws
 from chalicelib.local import resources
 from chalicelib.local.live import LiveLog, has_outputs
 from chalicelib.local.outbox import OutboxMirror, QueueTap
-from chalicelib.local.processes import Child, free_port
+from chalicelib.local.processes import Child, StartupError, ensure_free, free_port
 from chalicelib.local.relay import Relay
 from chalicelib.local.watcher import InboxWatcher, files_in, upload_key
 from chalicelib.settings import LocalSettings, Settings
@@ -91,6 +91,8 @@ def run(local: LocalSettings) -> int:
         local = replace(local, aws_port=free_port())
     if local.api_port == 0:
         local = replace(local, api_port=free_port())
+    ensure_free(local.aws_port, "LOCAL_AWS_PORT")
+    ensure_free(local.api_port, "LOCAL_API_PORT")
     inbox, outbox, logs = local.inbox.resolve(), local.outbox.resolve(), (local.log_dir / "logs").resolve()
     logs.mkdir(parents=True, exist_ok=True)
     config = stage_config(local.stage, local)
@@ -192,6 +194,9 @@ def run(local: LocalSettings) -> int:
                     return 1
         say("stopping: finishing the images in flight...")
         return 0
+    except StartupError as exc:
+        say(f"error: {exc}")
+        return 1
     except KeyboardInterrupt:
         say("stopping now")
         return 130

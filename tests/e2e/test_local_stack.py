@@ -35,7 +35,7 @@ class Stack:
     """The local stack in a subprocess; its console lines are collected as they come."""
 
     def __init__(self, tmp: Path, inbox: Path, outbox: Path) -> None:
-        env = {
+        self.env = env = {
             **os.environ,
             "LOCAL_AWS_PORT": str(free_port()),
             "LOCAL_API_PORT": str(free_port()),
@@ -205,15 +205,48 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
         except urllib.error.HTTPError as exc:
             assert exc.code < 500
 
+        # Another terminal: the CLI uploads to the running stack and reports on it.
+        cli = [sys.executable, "-m", "chalicelib.local"]
+        uploaded = subprocess.run(
+            [*cli, "upload", str(FIXTURES / "orient_landscape_3.jpg")], cwd=ROOT, env=stack.env, capture_output=True, text=True, check=False
+        )
+        assert uploaded.returncode == 0 and "uploads/orient_landscape_3.jpg" in uploaded.stdout, uploaded.stderr
+        _wait_until((outbox / "orient_landscape_3.jpg" / "thumbnail.jpg").is_file, 20, "the CLI upload's renditions", stack)
+        status = subprocess.run([*cli, "status"], cwd=ROOT, env=stack.env, capture_output=True, text=True, check=False)
+        assert status.returncode == 0, status.stderr
+        assert re.search(r"processed\s+4\b", status.stdout) and re.search(r"rejected\s+1\b", status.stdout), status.stdout
+
         # Ctrl-C: everything stops, nothing is left running, the outbox stays.
-        stack.process.send_signal(signal.SIGINT)
-        assert stack.process.wait(30) == 0, "\n".join(stack.lines)
-        deadline = time.monotonic() + 5
-        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [pid for pid in children if _alive(pid)], "child processes outlived the stack"
+        _interrupt(stack, children)
         assert rejected_note.is_file() and any(outbox.rglob("w320.webp"))
     finally:
-        if stack.process.poll() is None:
-            stack.process.kill()
-            stack.process.wait(10)
+        _kill(stack)
+
+    # Restart: only what has no outputs yet is uploaded again.
+    (inbox / "after restart.jpg").write_bytes((FIXTURES / "orient_landscape_2.jpg").read_bytes())
+    stack = Stack(tmp_path, inbox, outbox)
+    try:
+        stack.wait_for_line("ready:", timeout=60)
+        assert any("(1 file(s) without outputs yet)" in line for line in stack.lines), stack.lines
+        _wait_until((outbox / "after restart.jpg" / "thumbnail.jpg").is_file, 30, "the new file's renditions", stack)
+        stack.wait_for_line("batch done: 1 image ", timeout=10)
+        processed = [line for line in stack.lines if re.match(r"^\[\s*\d+/\d+\]\s+processed\s", line)]
+        assert len(processed) == 1 and "uploads/after restart.jpg" in processed[0], stack.lines
+        _interrupt(stack, stack.descendants())
+    finally:
+        _kill(stack)
+
+
+def _interrupt(stack: Stack, children: set[int]) -> None:
+    stack.process.send_signal(signal.SIGINT)
+    assert stack.process.wait(30) == 0, "\n".join(stack.lines)
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)], "child processes outlived the stack"
+
+
+def _kill(stack: Stack) -> None:
+    if stack.process.poll() is None:
+        stack.process.kill()
+        stack.process.wait(10)

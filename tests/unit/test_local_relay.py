@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -17,7 +16,6 @@ from moto import mock_aws
 
 from chalicelib.local.relay import DeadLetter, Relay
 from chalicelib.local.resources import FunctionConfig, Route, Wiring, provision
-from chalicelib.local.watcher import InboxWatcher, files_in, upload_key
 from chalicelib.settings import Settings
 
 SETTINGS = Settings(upload_bucket="in-bucket", processed_bucket="out-bucket", catalog_table="catalog", events_topic="events")
@@ -153,24 +151,3 @@ def test_the_polling_threads_deliver_without_waiting(stack: tuple[Chalice, list[
     finally:
         relay.stop()
     assert ("s3", "uploads/live.jpg") in calls
-
-
-def test_inbox_files_are_handed_over_once_complete_with_their_folder(tmp_path: Path) -> None:
-    (tmp_path / ".hidden").write_text("x")
-    handed: list[Path] = []
-    seen: list[Path] = []
-    watcher = InboxWatcher(tmp_path, lambda path, at: handed.append(path), lambda path, at: seen.append(path))
-    watcher.start()
-    try:
-        (tmp_path / "album").mkdir()
-        (tmp_path / "album" / "one.jpg").write_bytes(b"1" * 1000)
-        (tmp_path / "album" / "two.jpg.part").write_bytes(b"partial download")
-        deadline = time.monotonic() + 10
-        while not handed and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
-    finally:
-        watcher.stop()
-    assert [p.relative_to(tmp_path) for p in handed] == [Path("album/one.jpg")]
-    assert seen == handed
-    assert [upload_key("uploads/", tmp_path, p) for p in files_in(tmp_path)] == ["uploads/album/one.jpg"]
