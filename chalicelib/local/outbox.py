@@ -40,18 +40,29 @@ class QueueTap:
         self._thread.start()
 
     def stop(self) -> None:
+        """Ask the thread to stop once the queue is empty (see `join`): on Ctrl-C the
+        renditions of the last images still reach the outbox."""
         self._stop.set()
-        self._thread.join(self._wait_s + 5)
+
+    def join(self) -> None:
+        self._thread.join(self._wait_s + 30)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
+            stopping = self._stop.is_set()
             try:
-                messages = self._sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=self._wait_s)
+                messages = self._sqs.receive_message(
+                    QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0 if stopping else self._wait_s
+                ).get("Messages", [])
             except Exception:
-                if not self._stop.wait(1):
-                    log.warning("receiving from %s failed", self._queue_url, exc_info=True)
+                if stopping:
+                    return
+                log.warning("receiving from %s failed", self._queue_url, exc_info=True)
+                self._stop.wait(1)
                 continue
-            for message in messages.get("Messages", []):
+            if stopping and not messages:
+                return
+            for message in messages:
                 try:
                     body = json.loads(message["Body"])
                     self._on_message(body if isinstance(body, dict) else {})
@@ -59,6 +70,14 @@ class QueueTap:
                     log.exception("could not handle a message from %s", self._queue_url)
                     continue
                 self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def stop_all(taps: list[QueueTap]) -> None:
+    """Drain and stop several taps at once."""
+    for tap in taps:
+        tap.stop()
+    for tap in taps:
+        tap.join()
 
 
 class OutboxMirror:

@@ -22,7 +22,7 @@ from chalice.config import Config
 from chalicelib import aws
 from chalicelib.local import resources
 from chalicelib.local.live import LiveLog, has_outputs
-from chalicelib.local.outbox import OutboxMirror, QueueTap
+from chalicelib.local.outbox import OutboxMirror, QueueTap, stop_all
 from chalicelib.local.processes import Child, StartupError, ensure_free, free_port
 from chalicelib.local.relay import Relay
 from chalicelib.local.watcher import InboxWatcher, files_in, upload_key
@@ -161,7 +161,7 @@ def run(local: LocalSettings) -> int:
         relay = Relay(sqs, app.handler_map, wiring.routes, concurrency=local.concurrency, on_dead_letter=live.dead_letter)
         for tap in taps:
             tap.start()
-            stoppers.insert(0, tap.stop)
+        stoppers.insert(0, lambda: stop_all(taps))  # after the relay: the last renditions still arrive
         relay.start()
         stoppers.insert(0, relay.stop)
         say(f"  functions     {', '.join(r.handler for r in wiring.routes)}  (log {_show(logs / 'functions.log')})")

@@ -102,3 +102,22 @@ def test_live_log_prints_an_image_when_its_last_rendition_is_in_the_outbox(tmp_p
     # A later good version of the same key clears the rejection note.
     live.event(_envelope({"type": "image.processed", "source_key": "uploads/bad.jpg", "renditions": [], "renditions_bytes": 0}))
     assert not (tmp_path / "bad.jpg.rejected.txt").exists()
+
+
+def test_a_parked_upload_is_reported_with_its_reason_where_the_user_looks(tmp_path: Path) -> None:
+    from chalicelib.local.relay import DeadLetter
+    from chalicelib.local.resources import Route
+
+    out = io.StringIO()
+    live = LiveLog(out, SETTINGS, tmp_path)
+    live.landed("uploads/shop/shoe.jpg", time.time())
+    route = Route(
+        "process_upload", "s3", "s3://in-bucket", "q", "url", "arn", "q-dlq", "dlq-url", "image-pipeline-dev-process_upload", 2048, 120
+    )
+    event = {"Records": [{"s3": {"bucket": {"name": "in-bucket"}, "object": {"key": "uploads/shop/shoe.jpg"}}}]}
+    live.dead_letter(DeadLetter(route, event, "ClientError: SlowDown", 3))
+    line, summary = out.getvalue().splitlines()
+    assert line.startswith("[1/1]   FAILED     uploads/shop/shoe.jpg  ClientError: SlowDown (parked in q-dlq;")
+    assert "(0 processed, 0 rejected, 1 failed)" in summary
+    note = (tmp_path / "shop" / "shoe.jpg.failed.txt").read_text()
+    assert "failed after 3 attempts: ClientError: SlowDown" in note and "q-dlq" in note
