@@ -139,7 +139,7 @@ class LiveLog:
                 self._images.pop(key, None)
                 for suffix in NOTE_SUFFIXES:
                     note_path(self._settings, self._outbox, key, suffix).unlink(missing_ok=True)
-                self.say(f"        deleted    {key}  (its renditions leave the outbox)")
+                self.say(f"        deleted    {key}  (its outputs are removed from the outbox)")
             elif kind == "image.failed":
                 self.say(f"        failed     {key}: {body.get('error')} (retrying)")
 
