@@ -197,6 +197,8 @@ def run(local: LocalSettings) -> int:
         )
         say(f"ready: api={api_url} aws={local.endpoint_url} inbox={inbox} outbox={outbox}  (drop images into the inbox; Ctrl-C stops)")
         for path in waiting:
+            if stop.is_set():
+                break
             hand_over(path, time.time())
         while not stop.wait(0.5):
             for child in (emulator, api):

@@ -168,6 +168,9 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
                     assert image.size == (int(fields["width"]["N"]), int(fields["height"]["N"]))
             line = next(line for line in stack.lines if f" {key} " in line)
             assert f"{len(renditions)} renditions" in line and re.search(r"\d+\.\d\d s$", line), line
+        # The phone-style portrait (stored sideways, EXIF orientation 6) comes out upright.
+        with Image.open(outbox / "trip" / "beach day.jpg" / "w320.jpg") as upright:
+            assert upright.width == 320 and upright.height > upright.width
 
         # The bad file: rejected with its reason, in the catalog, the outbox and the log.
         bad = clients["dynamodb"].get_item(TableName=DEV_ENV["CATALOG_TABLE"], Key={"image_id": {"S": image_id_for("uploads/broken.jpg")}})[
