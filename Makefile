@@ -12,7 +12,7 @@ PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-v
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: help venv test test-fast check lint typecheck clean
+.PHONY: help venv test test-fast check lint typecheck clean openapi
 
 help: ## Show the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,11 +35,14 @@ test-fast: venv ## Unit and functional tests only (skips tests marked slow)
 check: lint typecheck ## ruff and mypy
 
 lint: venv
-	$(BIN)/ruff check app.py chalicelib tests
-	$(BIN)/ruff format --check app.py chalicelib tests
+	$(BIN)/ruff check app.py chalicelib tests tools
+	$(BIN)/ruff format --check app.py chalicelib tests tools
 
 typecheck: venv
-	$(BIN)/mypy app.py chalicelib
+	$(BIN)/mypy app.py chalicelib tools
+
+openapi: venv ## Regenerate openapi.json from the routes (a test checks it is current)
+	$(BIN)/python -m tools.openapi > openapi.json.tmp && mv openapi.json.tmp openapi.json
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
