@@ -12,7 +12,7 @@ PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-v
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: help venv test test-fast check lint typecheck clean openapi
+.PHONY: help venv run test test-fast check lint typecheck clean reprocess openapi
 
 help: ## Show the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@touch $@
 
 venv: $(BIN)/.installed ## Create .venv with Python 3.12+ and the pinned dependencies
+
+run: venv ## Run the whole pipeline locally: ./inbox -> emulated AWS -> ./outbox (Ctrl-C stops)
+	$(BIN)/python -m chalicelib.local run
 
 test: venv ## Run the whole test suite (unit, functional, end-to-end)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
@@ -43,6 +46,10 @@ typecheck: venv
 
 openapi: venv ## Regenerate openapi.json from the routes (a test checks it is current)
 	$(BIN)/python -m tools.openapi > openapi.json.tmp && mv openapi.json.tmp openapi.json
+
+REPROCESS_ARGS ?=
+reprocess: venv ## Re-render sources made with older presets (STAGE=dev; REPROCESS_ARGS="--direct --batch-size 50 --restart")
+	$(BIN)/python -m chalicelib.reprocess --stage $(STAGE) $(REPROCESS_ARGS)
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

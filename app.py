@@ -6,16 +6,12 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from chalice.app import Chalice, IAMAuthorizer, Request, Response, S3Event, SNSEvent
+from chalice.app import Chalice, IAMAuthorizer, Request, Response, S3Event, SNSEvent, SQSEvent
 
-from chalicelib import api, aws, service
-from chalicelib.catalog import DynamoCatalog
-from chalicelib.links import S3Links
-from chalicelib.notify import SnsNotifier
+from chalicelib import api, service, wiring
+from chalicelib import reprocess as reprocessing
 from chalicelib.presets import load_profile
-from chalicelib.probe import AwsProbe
 from chalicelib.settings import Settings
-from chalicelib.storage import S3ObjectStore
 
 # Read and validated at import: the decorators below need the bucket and topic names, and
 # a misconfigured stage should fail at deploy/cold start, not on the first upload.
@@ -32,23 +28,13 @@ WRITE_AUTH = _AUTH[settings.write_auth]
 @cache
 def pipeline() -> service.Pipeline:
     """Adapters are built on first use and reused by every warm invocation."""
-    return service.Pipeline(
-        settings=settings,
-        profile=profile,
-        store=S3ObjectStore(aws.client("s3", settings.region)),
-        catalog=DynamoCatalog(aws.client("dynamodb", settings.region), settings.catalog_table),
-        notifier=SnsNotifier(aws.client("sns", settings.region), aws.client("sts", settings.region), settings.region),
-    )
+    return wiring.aws_pipeline(settings, profile)
 
 
 @cache
 def api_context() -> api.Api:
-    store = pipeline()
-    s3 = aws.client("s3", settings.region)
-    sns = aws.client("sns", settings.region)
-    notifier = SnsNotifier(sns, aws.client("sts", settings.region), settings.region)
-    probe = AwsProbe(s3, aws.client("dynamodb", settings.region), sns, notifier.topic_arn)
-    return api.Api(settings, profile, store.catalog, store.store, S3Links(aws.s3_presigner(settings.region)), probe)
+    """The REST routes' adapters, sharing the pipeline's catalog and store."""
+    return wiring.aws_api(settings, pipeline())
 
 
 def _answer(call: Callable[[], api.Reply]) -> Response:
@@ -114,6 +100,18 @@ def health() -> Response:
 def process_upload(event: S3Event) -> None:
     for upload in service.uploads_from_event(event.to_dict()):
         service.process_upload(pipeline(), upload)
+
+
+@app.on_s3_event(bucket=settings.upload_bucket, prefix=settings.upload_prefix, events=["s3:ObjectRemoved:*"])
+def remove_renditions(event: S3Event) -> None:
+    for removal in service.uploads_from_event(event.to_dict()):
+        service.remove_source(pipeline(), removal)
+
+
+# batch_size 5: a redelivered batch skips what is already done (see reprocess.handle_messages).
+@app.on_sqs_message(queue=settings.reprocess_queue, batch_size=5)
+def reprocess(event: SQSEvent) -> None:
+    reprocessing.handle_messages(pipeline(), [record.body for record in event])
 
 
 @app.on_sns_message(topic=settings.events_topic)

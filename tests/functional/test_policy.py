@@ -66,6 +66,10 @@ def test_prod_names_fall_under_the_policy() -> None:
     assert allowed("s3:PutObject", f"arn:aws:s3:::{PROD['PROCESSED_BUCKET']}/{PROD['OUTPUT_PREFIX']}x.jpg/w320.jpg")
     assert not allowed("s3:PutObject", f"arn:aws:s3:::{PROD['UPLOAD_BUCKET']}/{PROD['UPLOAD_PREFIX']}x.jpg")
     assert not allowed("s3:GetObject", f"arn:aws:s3:::{PROD['UPLOAD_BUCKET']}/private/x.jpg")
+    # the reprocess function's event source mapping polls the queue with the function's role
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{PROD['REPROCESS_QUEUE']}"
+    assert all(allowed(a, queue) for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"))
+    assert not allowed("sqs:ReceiveMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:someone-elses-queue")
     # presigned upload forms are signed by the API's own role: under the prefix only; the API
     # can neither write renditions nor read sources, and nothing may Scan the catalog
     api = POLICIES["api"]
@@ -166,6 +170,18 @@ def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str,
             client.lambda_.invoke(
                 "notify", client.events.generate_sns_event(message=json.dumps({"type": "image.rejected", "source_key": "k"}))
             )
+            # a source deleted by its owner: renditions removed, record marked
+            s3.put_object(Bucket=settings.upload_bucket, Key="uploads/gone.jpg", Body=fixture_bytes("orient_landscape_1.jpg"))
+            client.lambda_.invoke("process_upload", client.events.generate_s3_event(bucket=settings.upload_bucket, key="uploads/gone.jpg"))
+            s3.delete_object(Bucket=settings.upload_bucket, Key="uploads/gone.jpg")
+            client.lambda_.invoke(
+                "remove_renditions",
+                client.events.generate_s3_event(bucket=settings.upload_bucket, key="uploads/gone.jpg", event_name="ObjectRemoved:Delete"),
+            )
+            # a reprocess job from the queue
+            s3.put_object(Bucket=settings.upload_bucket, Key="uploads/again.jpg", Body=fixture_bytes("orient_landscape_2.jpg"))
+            job = json.dumps({"bucket": settings.upload_bucket, "key": "uploads/again.jpg", "profile_version": "x"})
+            client.lambda_.invoke("reprocess", client.events.generate_sqs_event([job], queue_name=settings.reprocess_queue))
             # every API route, through an upload made with the presigned form
             role[0] = "api"
             ticket = json.loads(
