@@ -165,6 +165,8 @@ class LocalStack:
 
         api.wait_http(self.api_url + "/", timeout=60)
         self.say(f"  api           {self.api_url}  (chalice local, log {_show(logs / 'api.log')})")
+        if app.routes:
+            self.say(f"  routes        {', '.join(sorted(app.routes))}")
 
         if seed_inbox(self.inbox):
             self.say(f"  seeded        {_show(self.inbox)} with the sample images from {_show(SAMPLES_DIR)}")
