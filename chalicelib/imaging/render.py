@@ -158,7 +158,8 @@ class _Renderer:
             item = plans[index]
             start = made.get(item.scaled)
             if start is None:
-                candidates = [im for size, im in made.items() if size[0] >= item.scaled[0] * 2 and size[1] >= item.scaled[1] * 2]
+                # At least twice the size (less one pixel of rounding): cheaper than the base, still sharp.
+                candidates = [im for size, im in made.items() if min(a - 2 * b for a, b in zip(size, item.scaled, strict=True)) >= -1]
                 if candidates:
                     start = steps.resize(min(candidates, key=lambda im: im.size[0] * im.size[1]), item.scaled)
                 else:
