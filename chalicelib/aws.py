@@ -16,11 +16,6 @@ from typing import Any
 _LOCK = threading.Lock()  # boto3's default session must not create clients from two threads at once
 
 
-# Presigned URLs and POST forms must be SigV4: botocore would otherwise sign them with the
-# legacy SigV2 in us-east-1, which newer regions and buckets refuse.
-_PRESIGN_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
-
-
 @cache
 def client(service: str, region: str) -> Any:
     import boto3
@@ -35,8 +30,14 @@ def client(service: str, region: str) -> Any:
 
 @cache
 def s3_presigner(region: str) -> Any:
-    """An S3 client used only to sign URLs and upload forms (no network calls)."""
-    return boto3.session.Session().client("s3", region_name=region, config=_PRESIGN_CONFIG)
+    """An S3 client used only to sign URLs and upload forms (no network calls). SigV4:
+    botocore would otherwise sign them with the legacy SigV2 in us-east-1, which newer
+    regions and buckets refuse."""
+    import boto3
+    from botocore.config import Config
+
+    with _LOCK:
+        return boto3.session.Session().client("s3", region_name=region, config=Config(signature_version="s3v4"))
 
 
 def reset() -> None:
