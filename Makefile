@@ -12,7 +12,7 @@ PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-v
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: help venv test test-fast check lint typecheck clean reprocess
+.PHONY: help venv run test test-fast check lint typecheck clean reprocess
 
 help: ## Show the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@touch $@
 
 venv: $(BIN)/.installed ## Create .venv with Python 3.12+ and the pinned dependencies
+
+run: venv ## Run the whole pipeline locally: ./inbox -> emulated AWS -> ./outbox (Ctrl-C stops)
+	$(BIN)/python -m chalicelib.local run
 
 test: venv ## Run the whole test suite (unit, functional, end-to-end)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

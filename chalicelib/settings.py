@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MAX_SOURCE_BYTES = 50 * 1024 * 1024
@@ -100,6 +100,52 @@ class Settings:
             "reprocess_queue": self.reprocess_queue,
             "region": self.region,
         }
+
+
+# Pipeline settings a developer may override for `make run` without editing the stage config.
+LOCAL_OVERRIDABLE = ("PRESETS", "NOTIFY_ON_SUCCESS", "MAX_SOURCE_BYTES", "MAX_SOURCE_PIXELS", "MAX_FRAMES", "MAX_WORKERS")
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """Options of the local stack (`make run`, `python -m chalicelib.local`); Lambda never
+    reads these. Ports may be 0: the stack then picks free ones and prints them."""
+
+    aws_port: int = 5000
+    api_port: int = 8000
+    inbox: Path = Path("inbox")
+    outbox: Path = Path("outbox")
+    stage: str = "dev"
+    log_dir: Path = Path(".local")
+    concurrency: int = 2  # images processed at once (Lambda would run one container each)
+    verbose: bool = False  # echo the functions' JSON log lines on the console too
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LocalSettings:
+        env = os.environ if env is None else env
+        return cls(
+            aws_port=_port(env, "LOCAL_AWS_PORT", 5000),
+            api_port=_port(env, "LOCAL_API_PORT", 8000),
+            inbox=Path(env.get("INBOX", "").strip() or "inbox"),
+            outbox=Path(env.get("OUTBOX", "").strip() or "outbox"),
+            stage=env.get("STAGE", "").strip() or "dev",
+            log_dir=Path(env.get("LOCAL_LOG_DIR", "").strip() or ".local"),
+            concurrency=_positive_int(env, "LOCAL_CONCURRENCY", 2),
+            verbose=_bool(env, "LOCAL_VERBOSE", False),
+            overrides={name: env[name] for name in LOCAL_OVERRIDABLE if env.get(name, "").strip()},
+        )
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.aws_port}"
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _positive_int(env, name, default, allow_zero=True)
+    if value > 65535:
+        raise SettingsError(f"{name}={value} is not a TCP port (0-65535)")
+    return value
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
