@@ -12,7 +12,7 @@ PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-v
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: help venv run test test-fast check lint typecheck clean reprocess
+.PHONY: help venv run test test-fast check lint typecheck clean reprocess bench
 
 help: ## Show the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,14 +35,22 @@ test: venv ## Run the whole test suite (unit, functional, end-to-end)
 test-fast: venv ## Unit and functional tests only (skips tests marked slow)
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
+BENCH_ARGS ?=
+$(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
+
+bench: $(BIN)/.bench-installed ## Time ours vs the older scripts and libvips on ../shared/corpus (BENCH_ARGS="--corpus DIR --repeats N")
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 check: lint typecheck ## ruff and mypy
 
 lint: venv
-	$(BIN)/ruff check app.py chalicelib tests
-	$(BIN)/ruff format --check app.py chalicelib tests
+	$(BIN)/ruff check app.py chalicelib tests bench
+	$(BIN)/ruff format --check app.py chalicelib tests bench
 
 typecheck: venv
-	$(BIN)/mypy app.py chalicelib
+	$(BIN)/mypy app.py chalicelib bench
 
 REPROCESS_ARGS ?=
 reprocess: venv ## Re-render sources made with older presets (STAGE=dev; REPROCESS_ARGS="--direct --batch-size 50 --restart")
