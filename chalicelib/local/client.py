@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,18 @@ from chalicelib.local.watcher import files_in
 from chalicelib.settings import LocalSettings, Settings
 
 
+class NoStack(RuntimeError):
+    pass
+
+
 def _connect(local: LocalSettings) -> Settings:
+    try:  # a quick look first: boto3 would retry a refused connection for seconds
+        with urllib.request.urlopen(f"{local.endpoint_url}/moto-api/", timeout=3):  # noqa: S310 - loopback URL we built
+            pass
+    except urllib.error.HTTPError:
+        pass  # something answers
+    except OSError as exc:
+        raise NoStack(str(exc)) from None
     apply_environment(local_environment(stage_config(local.stage, local), local.endpoint_url))
     return Settings.from_env()
 
@@ -27,7 +40,10 @@ def _unreachable(local: LocalSettings, exc: Exception) -> int:
 def upload(local: LocalSettings, paths: list[Path]) -> int:
     """Files go to UPLOAD_PREFIX + their name (inbox files keep their inbox path); a folder's
     files keep their path below the folder's parent."""
-    settings = _connect(local)
+    try:
+        settings = _connect(local)
+    except NoStack as exc:
+        return _unreachable(local, exc)
     s3 = aws.client("s3", settings.region)
     inbox = local.inbox.resolve()
     planned: list[tuple[Path, str]] = []
@@ -51,7 +67,10 @@ def upload(local: LocalSettings, paths: list[Path]) -> int:
 
 
 def status(local: LocalSettings) -> int:
-    settings = _connect(local)
+    try:
+        settings = _connect(local)
+    except NoStack as exc:
+        return _unreachable(local, exc)
     ddb, sqs, s3 = (aws.client(name, settings.region) for name in ("dynamodb", "sqs", "s3"))
     try:
         print(f"local stack at {local.endpoint_url} (stage {local.stage})")

@@ -20,6 +20,7 @@ from urllib.parse import unquote_plus
 
 from chalicelib.local.outbox import write_atomically
 from chalicelib.local.relay import DeadLetter
+from chalicelib.local.resources import Route
 from chalicelib.service import output_folder
 from chalicelib.settings import Settings
 
@@ -139,7 +140,7 @@ class LiveLog:
                 self._images.pop(key, None)
                 for suffix in NOTE_SUFFIXES:
                     note_path(self._settings, self._outbox, key, suffix).unlink(missing_ok=True)
-                self.say(f"        deleted    {key}  (its renditions leave the outbox)")
+                self.say(f"        deleted    {key}  (its outputs are removed from the outbox)")
             elif kind == "image.failed":
                 self.say(f"        failed     {key}: {body.get('error')} (retrying)")
 
@@ -153,6 +154,16 @@ class LiveLog:
         key = unquote_plus(key)
         note = self._write_note(key, ".failed.txt", f"failed after {letter.attempts} attempts: {letter.error}\n{where}\n")
         self._finish(key, "FAILED", time.time(), f"{letter.error} ({where}; -> {self._show(note)})")
+
+    def overtime(self, route: Route, seconds: float) -> None:
+        self.say(
+            f"        warning    {route.function_name} ran {seconds:.1f} s, over its {route.timeout_s} s Lambda timeout "
+            "(AWS would have stopped it; see lambda_timeout in .chalice/config.json)"
+        )
+
+    def upload_failed(self, key: str, error: str) -> None:
+        with self._lock:
+            self._finish(key, "FAILED", time.time(), f"could not upload to the emulator: {error}")
 
     # --- output --------------------------------------------------------------------------
 

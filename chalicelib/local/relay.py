@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,7 @@ class Relay:
         *,
         concurrency: int = 1,
         on_dead_letter: Callable[[DeadLetter], None] = lambda _: None,
+        on_overtime: Callable[[Route, float], None] = lambda route, seconds: None,
         retry_delays: Sequence[float] = (1.0, 2.0),
         wait_s: int = 1,
     ) -> None:
@@ -63,6 +65,7 @@ class Relay:
         self._routes = tuple(routes)
         self._concurrency = max(1, concurrency)
         self._on_dead_letter = on_dead_letter
+        self._on_overtime = on_overtime
         self._retry_delays = tuple(retry_delays)[:LAMBDA_ASYNC_RETRIES]
         self._wait_s = wait_s
         self._stop = threading.Event()
@@ -137,12 +140,17 @@ class Relay:
         error = ""
         for attempt in range(1, attempts + 1):
             context = LambdaContext(route.function_name, route.memory_mb, max_runtime_ms=route.timeout_s * 1000)
+            started = time.monotonic()
             try:
                 handler(event, context)
                 return True
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.warning("%s failed (attempt %d of %d): %s", route.function_name, attempt, attempts, error, exc_info=True)
+            finally:
+                # Not enforced here (the work would be lost), but Lambda would have cut it off.
+                if (seconds := time.monotonic() - started) > route.timeout_s:
+                    self._on_overtime(route, seconds)
             if attempt < attempts and self._stop.wait(self._retry_delays[attempt - 1]):
                 return False
         self._park(route, event, error, attempts)

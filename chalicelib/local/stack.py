@@ -16,6 +16,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError, ClientError
 from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 
@@ -94,6 +96,10 @@ def run(local: LocalSettings) -> int:
     ensure_free(local.aws_port, "LOCAL_AWS_PORT")
     ensure_free(local.api_port, "LOCAL_API_PORT")
     inbox, outbox, logs = local.inbox.resolve(), local.outbox.resolve(), (local.log_dir / "logs").resolve()
+    for name, path in (("OUTBOX", outbox), ("LOCAL_LOG_DIR", logs)):
+        if path.is_relative_to(inbox) or inbox.is_relative_to(path):
+            # Every file written there would be uploaded again, forever.
+            raise StartupError(f"{name} ({path}) and INBOX ({inbox}) must not contain one another")
     logs.mkdir(parents=True, exist_ok=True)
     config = stage_config(local.stage, local)
     apply_environment(local_environment(config, local.endpoint_url))
@@ -158,7 +164,9 @@ def run(local: LocalSettings) -> int:
             QueueTap(sqs, wiring.mirror_queue_url, mirror.on_notification, "outbox-mirror"),
             QueueTap(sqs, wiring.monitor_queue_url, live.event, "live-log"),
         ]
-        relay = Relay(sqs, app.handler_map, wiring.routes, concurrency=local.concurrency, on_dead_letter=live.dead_letter)
+        relay = Relay(
+            sqs, app.handler_map, wiring.routes, concurrency=local.concurrency, on_dead_letter=live.dead_letter, on_overtime=live.overtime
+        )
         for tap in taps:
             tap.start()
         stoppers.insert(0, lambda: stop_all(taps))  # after the relay: the last renditions still arrive
@@ -172,7 +180,10 @@ def run(local: LocalSettings) -> int:
         def hand_over(path: Path, landed_at: float) -> None:
             key = upload_key(settings.upload_prefix, inbox, path)
             live.landed(key, landed_at)
-            upload_file(s3, settings.upload_bucket, key, path)
+            try:
+                upload_file(s3, settings.upload_bucket, key, path)
+            except (OSError, BotoCoreError, ClientError, S3UploadFailedError) as exc:
+                live.upload_failed(key, f"{type(exc).__name__}: {exc}")
 
         if seed_inbox(inbox):
             say(f"  seeded        {_show(inbox)} with the sample images from {_show(SAMPLES_DIR)}")

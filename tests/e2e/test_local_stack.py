@@ -103,7 +103,7 @@ def _alive(pid: int) -> bool:
 
 def _photos() -> list[Path]:
     if CORPUS.is_dir():
-        return [CORPUS / "photo_12mp_xiaomi_mi9t_orient6.jpg", CORPUS / "photo_8mp_iphone6.jpg"]
+        return [CORPUS / "photo_14mp_nikon_d3100.jpg", CORPUS / "photo_8mp_iphone6.jpg"]
     return [FIXTURES / "alpha_paper_2048x1536.png", FIXTURES / "cmyk_channel_digital_image.jpg"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -151,3 +152,14 @@ def test_the_polling_threads_deliver_without_waiting(stack: tuple[Chalice, list[
     finally:
         relay.stop()
     assert ("s3", "uploads/live.jpg") in calls
+
+
+def test_a_handler_over_its_lambda_timeout_is_reported(stack: tuple[Chalice, list[Any], Wiring, dict[str, Any]]) -> None:
+    app, calls, wiring, clients = stack
+    route = replace(_route(wiring, "on_work"), timeout_s=0)  # any run is over a 0 s timeout
+    overtime: list[tuple[str, float]] = []
+    relay = Relay(clients["sqs"], app.handler_map, [route], on_overtime=lambda r, seconds: overtime.append((r.function_name, seconds)))
+    clients["sqs"].send_message(QueueUrl=route.queue_url, MessageBody="slow")
+    assert relay.deliver(route, _receive(clients["sqs"], route))
+    assert calls == [("sqs", ["slow"])]
+    assert [name for name, _ in overtime] == ["relay-test-dev-on_work"]
