@@ -12,7 +12,7 @@ PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-v
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: help venv run test test-fast check lint typecheck clean reprocess bench
+.PHONY: help venv run test test-fast check lint typecheck clean reprocess bench openapi
 
 help: ## Show the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,11 +46,14 @@ bench: $(BIN)/.bench-installed ## Time ours vs the older scripts and libvips on 
 check: lint typecheck ## ruff and mypy
 
 lint: venv
-	$(BIN)/ruff check app.py chalicelib tests bench
-	$(BIN)/ruff format --check app.py chalicelib tests bench
+	$(BIN)/ruff check app.py chalicelib tests bench tools
+	$(BIN)/ruff format --check app.py chalicelib tests bench tools
 
 typecheck: venv
-	$(BIN)/mypy app.py chalicelib bench
+	$(BIN)/mypy app.py chalicelib bench tools
+
+openapi: venv ## Regenerate openapi.json from the routes (a test checks it is current)
+	$(BIN)/python -m tools.openapi > openapi.json.tmp && mv openapi.json.tmp openapi.json
 
 REPROCESS_ARGS ?=
 reprocess: venv ## Re-render sources made with older presets (STAGE=dev; REPROCESS_ARGS="--direct --batch-size 50 --restart")

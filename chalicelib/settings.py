@@ -11,6 +11,9 @@ from pathlib import Path
 DEFAULT_MAX_SOURCE_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_SOURCE_PIXELS = 50_000_000
 DEFAULT_MAX_FRAMES = 1000
+DEFAULT_PRESIGN_EXPIRY = 900
+MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
+WRITE_AUTH_MODES = ("none", "api_key", "iam")
 DEFAULT_REPROCESS_QUEUE = "image-pipeline-reprocess"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -38,6 +41,10 @@ class Settings:
     reprocess_queue: str = DEFAULT_REPROCESS_QUEUE  # SQS queue name the `reprocess` handler consumes
     region: str = "us-east-1"
     endpoint_url: str | None = None
+    cdn_domain: str | None = None
+    write_auth: str = "none"
+    presign_expiry: int = DEFAULT_PRESIGN_EXPIRY
+    api_debug: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,7 +66,16 @@ class Settings:
             reprocess_queue=_queue_name(env, "REPROCESS_QUEUE", DEFAULT_REPROCESS_QUEUE),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            cdn_domain=_cdn_domain(env),
+            write_auth=_choice(env, "WRITE_AUTH", WRITE_AUTH_MODES, "none"),
+            presign_expiry=_positive_int(env, "PRESIGN_EXPIRY_SECONDS", DEFAULT_PRESIGN_EXPIRY),
+            api_debug=_bool(env, "API_DEBUG", False),
         )
+        if settings.presign_expiry > MAX_PRESIGN_EXPIRY:
+            raise SettingsError(f"PRESIGN_EXPIRY_SECONDS={settings.presign_expiry} exceeds {MAX_PRESIGN_EXPIRY} (7 days, the SigV4 limit)")
+        if settings.api_debug and not settings.endpoint_url:
+            # Debug mode sends tracebacks to clients: only against a local emulator.
+            raise SettingsError("API_DEBUG=true is only allowed with AWS_ENDPOINT_URL set (the local stack)")
         if settings.upload_bucket == settings.processed_bucket:
             # Renditions written to the upload bucket would trigger the processor again.
             raise SettingsError(
@@ -99,6 +115,10 @@ class Settings:
             "max_frames": self.max_frames,
             "reprocess_queue": self.reprocess_queue,
             "region": self.region,
+            "cdn_domain": self.cdn_domain,
+            "write_auth": self.write_auth,
+            "presign_expiry_seconds": self.presign_expiry,
+            "local_endpoint": self.endpoint_url is not None,
         }
 
 
@@ -195,3 +215,21 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, *, allow_zero
     if value < 0 or (value == 0 and not allow_zero):
         raise SettingsError(f"{name}={raw!r} must be {'>= 0' if allow_zero else '> 0'}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _cdn_domain(env: Mapping[str, str]) -> str | None:
+    """A bare host name (`d111.cloudfront.net`, `img.example.com`); a scheme or slash is stripped."""
+    raw = env.get("CDN_DOMAIN", "").strip()
+    host = raw.removeprefix("https://").removeprefix("http://").strip("/")
+    if not host:
+        return None
+    if "/" in host or any(ch.isspace() for ch in host):
+        raise SettingsError(f"CDN_DOMAIN={raw!r} must be a host name such as d111111abcdef8.cloudfront.net")
+    return host
