@@ -10,15 +10,13 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 Record = dict[str, Any]
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 _CONDITION = "attribute_not_exists(image_id) OR attribute_not_exists(sequencer) OR sequencer <= :sequencer"
 LISTING = "images"  # the constant partition of GSI `by_updated` (every record carries it)
 _MAX_QUERY_ROUNDS = 10  # a page needs more than one Query only when DynamoDB hits its 1 MB cap
@@ -179,13 +177,24 @@ class MemoryCatalog:
         return Page(page, index_key(page[-1], status) if len(matching) > limit else None)
 
 
+@cache
+def _codec() -> tuple[Any, Any]:
+    # boto3's (de)serializer, imported on first use: `import boto3` costs ~200 ms, which a
+    # cold start that never touches the catalog (the notifier) should not pay.
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
 def to_item(record: Mapping[str, Any]) -> dict[str, Any]:
     """DynamoDB attribute map; None values are dropped (DynamoDB has no use for them)."""
-    return {k: _SERIALIZER.serialize(_plain(v)) for k, v in record.items() if v is not None}
+    serializer = _codec()[0]
+    return {k: serializer.serialize(_plain(v)) for k, v in record.items() if v is not None}
 
 
 def from_item(item: Mapping[str, Any]) -> Record:
-    return {k: _native(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+    deserializer = _codec()[1]
+    return {k: _native(deserializer.deserialize(v)) for k, v in item.items()}
 
 
 def _plain(value: Any) -> Any:
