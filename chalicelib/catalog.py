@@ -60,8 +60,9 @@ class Catalog(Protocol):
         """Delete only if the record is still the one written at `updated_at`; False if it changed."""
         ...
 
-    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None) -> Page:
-        """Newest first (by `updated_at`), optionally only one status; `after` is a previous Page.last."""
+    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
+        """Newest first (by `updated_at`), optionally only one status or without some statuses;
+        `after` is a previous Page.last."""
         ...
 
 
@@ -106,9 +107,10 @@ class DynamoCatalog:
             raise
         return True
 
-    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None) -> Page:
+    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
         # A Query on a GSI, never a Scan. One extra item is read so the last page says so
-        # (next = null) instead of handing out a cursor that leads to an empty page.
+        # (next = null) instead of handing out a cursor that leads to an empty page. Excluded
+        # statuses are filtered server-side, which can shorten a round: hence the loop.
         index, attribute, value = index_for(status)
         items: list[Record] = []
         start = {k: {"S": v} for k, v in after.items()} if after else None
@@ -124,6 +126,10 @@ class DynamoCatalog:
             }
             if start:
                 kwargs["ExclusiveStartKey"] = start
+            if exclude:
+                kwargs["FilterExpression"] = " AND ".join(f"#s <> :x{n}" for n in range(len(exclude)))
+                kwargs["ExpressionAttributeNames"]["#s"] = "status"
+                kwargs["ExpressionAttributeValues"].update({f":x{n}": {"S": x} for n, x in enumerate(exclude)})
             response = self._db.query(**kwargs)
             items.extend(from_item(item) for item in response.get("Items", []))
             start = response.get("LastEvaluatedKey")
@@ -165,10 +171,12 @@ class MemoryCatalog:
             del self.items[image_id]
             return True
 
-    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None) -> Page:
+    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
         _, attribute, value = index_for(status)
         with self._lock:
-            matching = [r for r in self.items.values() if r.get(attribute) == value and r.get("updated_at")]
+            matching = [
+                r for r in self.items.values() if r.get(attribute) == value and r.get("updated_at") and r.get("status") not in exclude
+            ]
         matching.sort(key=lambda r: (r["updated_at"], r["image_id"]), reverse=True)
         if after:
             mark = (after["updated_at"], after["image_id"])
