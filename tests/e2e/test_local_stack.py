@@ -136,14 +136,19 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
         children = stack.descendants()
         assert len(children) >= 2, "the emulator and the API server run as child processes"
 
+        # Prepared beside the inbox, then moved in at once (as `mv` or a file manager does):
+        # the four land together, so they make one batch.
+        staging = tmp_path / "staging"
+        (staging / "trip").mkdir(parents=True)
         good = {}
         for photo in _photos():
             good[f"uploads/{photo.name}"] = photo
-            shutil.copy(photo, inbox / photo.name)
-        (inbox / "trip").mkdir()
-        shutil.copy(FIXTURES / "orient_portrait_6.jpg", inbox / "trip" / "beach day.jpg")
+            shutil.copy(photo, staging / photo.name)
+        shutil.copy(FIXTURES / "orient_portrait_6.jpg", staging / "trip" / "beach day.jpg")
         good["uploads/trip/beach day.jpg"] = FIXTURES / "orient_portrait_6.jpg"
-        (inbox / "broken.jpg").write_bytes(BAD_TEXT)
+        (staging / "broken.jpg").write_bytes(BAD_TEXT)
+        for item in staging.iterdir():
+            item.rename(inbox / item.name)
 
         rejected_note = outbox / "broken.jpg.rejected.txt"
 
