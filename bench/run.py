@@ -1,12 +1,16 @@
 """`make bench`: our renditions vs the older scripts' code vs libvips, on real photos.
 
-    python -m bench.run [--corpus DIR] [--repeats N] [--threads 1,2] [--out bench/results]
+    python -m bench.run [--corpus DIR] [--repeats N] [--threads 1,2] [--out bench/results] [--quick]
+
+`--quick` (a few minutes on a busy machine): the smallest and the largest photo only, 3 repeats
+(the older scripts' code once), fewer cold starts; the 50 MP memory check still runs.
 
 Every repeat runs every approach once on the same photo, in a rotating order, so a noisy
 (shared) machine slows both sides of a ratio alike; ratios are taken pair by pair within a
 repeat and the median is reported. Peak RSS is measured once per approach in a fresh
 process (`--child`). Quality: PSNR of each web rendition against a full-decode Lanczos
-reference, for ours and for libvips.
+reference, for ours and for libvips. Cold start: `python -X importtime -c "import app"` in
+fresh processes, with the dev stage's environment.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ GOAL_CLASSIC_SPEEDUP = 3.0
 GOAL_FLOOR_MULTIPLE = 4.0
 GOAL_RSS_22MP_MB = 160.0
 GOAL_RSS_50MP_MB = 512.0
+GOAL_COLD_START_MS = 300.0
 LAMBDA_512_WORKERS = render.worker_count(0, 512)
 
 
@@ -204,6 +209,45 @@ def make_50mp(source: Path, directory: Path) -> Path:
     return path
 
 
+# --- cold start ------------------------------------------------------------------------------------
+
+
+def cold_start(runs: int) -> dict[str, Any] | None:
+    """`python -X importtime -c "import app"` in `runs` fresh processes: what a Lambda cold
+    start pays before the handler runs. Also lists the Pillow plugins `import app` loaded
+    (codec imports the few it allows explicitly; Pillow's init() would load ~40)."""
+    if runs <= 0:
+        return None
+    env = dict(os.environ)
+    env.update(json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"]["environment_variables"])
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    probe = "import sys, time; c = time.process_time(); import app; print((time.process_time() - c) * 1000); "
+    probe += "print(','.join(sorted(m for m in sys.modules if m.startswith('PIL.') and m.endswith('Plugin'))))"
+    import_ms: list[float] = []
+    cpu_ms: list[float] = []
+    plugins: list[str] = []
+    for _ in range(runs):
+        cmd = [sys.executable, "-X", "importtime", "-c", probe]
+        result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603 - our own app
+        if result.returncode != 0:
+            print(f"  ! import app failed: {result.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+            return None
+        # The last line for the top-level module: "import time: self | cumulative | app" (µs).
+        lines = [ln for ln in result.stderr.splitlines() if ln.rstrip().endswith("| app")]
+        import_ms.append(int(lines[-1].split("|")[1]) / 1000)
+        out = result.stdout.strip().splitlines()
+        cpu_ms.append(float(out[0]))
+        plugins = [p.removeprefix("PIL.") for p in out[1].split(",") if p] if len(out) > 1 else []
+    return {
+        "runs": runs,
+        "import_ms": import_ms,
+        "median_ms": statistics.median(import_ms),
+        "min_ms": min(import_ms),
+        "median_cpu_ms": statistics.median(cpu_ms),
+        "pil_plugins": plugins,
+    }
+
+
 # --- report ----------------------------------------------------------------------------------------
 
 
@@ -211,8 +255,10 @@ def _fmt(value: float | None, digits: int = 0, suffix: str = "") -> str:
     return "-" if value is None else f"{value:.{digits}f}{suffix}"
 
 
-def summarise(photos: list[dict[str, Any]], threads: list[int], rss_50mp: dict[str, Any] | None) -> dict[str, Any]:
-    summary: dict[str, Any] = {}
+def summarise(
+    photos: list[dict[str, Any]], threads: list[int], rss_50mp: dict[str, Any] | None, cold: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {"cold_start": cold}
     for t in threads:
         for prefix in ("", "cpu_"):
             ratios = [p["ratios"].get(f"{prefix}ours_vips_web_{t}t") for p in photos]
@@ -280,6 +326,16 @@ def goals(summary: dict[str, Any], threads: list[int]) -> list[tuple[str, bool |
                 _fmt(value, 0, " MB"),
             )
         )
+    cold = summary.get("cold_start") or {}
+    cold_ms = cold.get("median_ms")
+    out.append(
+        (
+            f'5. cold start, -X importtime "import app", median of {cold.get("runs", 0)} fresh processes < {GOAL_COLD_START_MS:.0f} ms',
+            None if cold_ms is None else cold_ms < GOAL_COLD_START_MS,
+            f"{_fmt(cold_ms, 0, ' ms')} (min {_fmt(cold.get('min_ms'), 0, ' ms')}, CPU {_fmt(cold.get('median_cpu_ms'), 0, ' ms')}; "
+            f"Pillow plugins loaded: {', '.join(cold.get('pil_plugins', [])) or '-'})",
+        )
+    )
     return out
 
 
@@ -380,6 +436,11 @@ def plot(photos: list[dict[str, Any]], threads: list[int], path: Path) -> None:
     plt.close(fig)
 
 
+def _pixels(path: Path) -> int:
+    with Image.open(path) as im:
+        return im.width * im.height
+
+
 # --- main ------------------------------------------------------------------------------------------
 
 
@@ -396,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-classic", action="store_true", help="skip the classic profile and the older scripts' code")
     parser.add_argument("--no-rss", action="store_true", help="skip fresh-process peak memory runs (and the 50 MP one)")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--cold-starts", type=int, default=9, help="fresh `import app` processes to time (0 skips)")
+    parser.add_argument("--quick", action="store_true", help="smallest and largest photo, 3 repeats, naive once, 5 cold starts")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--photo", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -409,6 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     if not photos_paths:
         print(f"no photos matching {args.pattern} in {args.corpus}", file=sys.stderr)
         return 2
+    if args.quick:
+        by_size = sorted(photos_paths, key=_pixels)
+        photos_paths = sorted({by_size[0], by_size[-1]})
+        args.repeats, args.naive_repeats, args.cold_starts = min(args.repeats, 3), 1, min(args.cold_starts, 5)
     vips_version = None if args.no_vips else approaches.vips_available()
     if not args.no_vips and vips_version is None:
         print("pyvips is not installed: `make bench` installs bench/requirements.txt (or pass --no-vips)", file=sys.stderr)
@@ -423,8 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     photos: list[dict[str, Any]] = []
     for path in photos_paths:
         data = path.read_bytes()
-        with Image.open(path) as im:
-            megapixels = im.width * im.height / 1e6
+        megapixels = _pixels(path) / 1e6
         print(f"  {path.name} ({megapixels:.1f} MP) ...", flush=True)
         times, cpu = time_photo(
             data,
@@ -486,8 +552,11 @@ def main(argv: list[str] | None = None) -> int:
             rss_50mp = {k: peak_rss(k, big, LAMBDA_512_WORKERS) for k in kinds}
     if handler is not None:
         handler.close()
+    if args.cold_starts:
+        print(f"  cold start: import app in {args.cold_starts} fresh processes ...", flush=True)
+    cold = cold_start(args.cold_starts)
 
-    summary = summarise(photos, threads, rss_50mp)
+    summary = summarise(photos, threads, rss_50mp, cold)
     load_after = os.getloadavg()
     result = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -500,7 +569,14 @@ def main(argv: list[str] | None = None) -> int:
             "libvips": vips_version,
             "platform": platform.platform(),
         },
-        "settings": {"repeats": args.repeats, "naive_repeats": args.naive_repeats, "threads": threads, "corpus": str(args.corpus)},
+        "settings": {
+            "repeats": args.repeats,
+            "naive_repeats": args.naive_repeats,
+            "threads": threads,
+            "corpus": str(args.corpus),
+            "photos": [p.name for p in photos_paths],
+            "quick": args.quick,
+        },
         "photos": photos,
         "rss_50mp": rss_50mp,
         "summary": summary,
