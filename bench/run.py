@@ -41,7 +41,8 @@ from chalicelib.imaging import render
 from chalicelib.presets import WEB
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
+# The same corpus the tests use (tests/conftest.py): a clone elsewhere points at it by env.
+DEFAULT_CORPUS = Path(os.environ.get("IMAGE_PIPELINE_CORPUS", ROOT.parent / "shared" / "corpus"))
 # Goals from issue 6.
 GOAL_VIPS_RATIO = 0.9
 GOAL_CLASSIC_SPEEDUP = 3.0
@@ -459,7 +460,7 @@ def _pixels(path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="directory of photos (default ../shared/corpus)")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="photos (default: $IMAGE_PIPELINE_CORPUS, ../shared/corpus)")
     parser.add_argument("--pattern", default="photo_*.jpg", help="glob inside --corpus")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--naive-repeats", type=int, default=3, help="the naive code takes seconds per photo")
@@ -483,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = [int(t) for t in args.threads.split(",")]
     photos_paths = sorted(args.corpus.glob(args.pattern))
     if not photos_paths:
-        print(f"no photos matching {args.pattern} in {args.corpus}", file=sys.stderr)
+        print(f"no photos matching {args.pattern} in {args.corpus} (--corpus DIR or IMAGE_PIPELINE_CORPUS)", file=sys.stderr)
         return 2
     if args.quick:
         by_size = sorted(photos_paths, key=_pixels)
