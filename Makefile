@@ -12,7 +12,7 @@ PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-v
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: help venv test test-fast check lint typecheck clean package deploy destroy infra chalice-config checkov checkov-venv
+.PHONY: help venv run test test-fast check lint typecheck clean reprocess bench openapi package deploy destroy infra chalice-config checkov checkov-venv
 
 help: ## Show the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,20 +26,38 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(BIN)/.installed ## Create .venv with Python 3.12+ and the pinned dependencies
 
+run: venv ## Run the whole pipeline locally: ./inbox -> emulated AWS -> ./outbox (Ctrl-C stops)
+	$(BIN)/python -m chalicelib.local run
+
 test: venv ## Run the whole test suite (unit, functional, end-to-end)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: venv ## Unit and functional tests only (skips tests marked slow)
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
+BENCH_ARGS ?=
+$(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
+
+bench: $(BIN)/.bench-installed ## Time ours vs the older scripts and libvips on ../shared/corpus (BENCH_ARGS="--corpus DIR --repeats N")
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 check: lint typecheck ## ruff and mypy
 
 lint: venv
-	$(BIN)/ruff check app.py chalicelib deploy tests
-	$(BIN)/ruff format --check app.py chalicelib deploy tests
+	$(BIN)/ruff check app.py chalicelib tests bench tools deploy
+	$(BIN)/ruff format --check app.py chalicelib tests bench tools deploy
 
 typecheck: venv
-	$(BIN)/mypy app.py chalicelib deploy
+	$(BIN)/mypy app.py chalicelib bench tools deploy
+
+openapi: venv ## Regenerate openapi.json from the routes (a test checks it is current)
+	$(BIN)/python -m tools.openapi > openapi.json.tmp && mv openapi.json.tmp openapi.json
+
+REPROCESS_ARGS ?=
+reprocess: venv ## Re-render sources made with older presets (STAGE=dev; REPROCESS_ARGS="--direct --batch-size 50 --restart")
+	$(BIN)/python -m chalicelib.reprocess --stage $(STAGE) $(REPROCESS_ARGS)
 
 clean: ## Remove the virtual environments and caches (not build/: it holds Terraform state)
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
-from chalice.app import Chalice, S3Event, SNSEvent
+from chalice.app import Chalice, IAMAuthorizer, Request, Response, S3Event, SNSEvent, SQSEvent
 
-from chalicelib import aws, service
-from chalicelib.catalog import DynamoCatalog
-from chalicelib.notify import SnsNotifier
+from chalicelib import api, service, wiring
+from chalicelib import reprocess as reprocessing
 from chalicelib.presets import load_profile
 from chalicelib.settings import Settings
-from chalicelib.storage import S3ObjectStore
 
 # Read and validated at import: the decorators below need the bucket and topic names, and
 # a misconfigured stage should fail at deploy/cold start, not on the first upload.
@@ -19,24 +19,99 @@ settings = Settings.from_env()
 profile = load_profile(settings.presets)
 
 app = Chalice(app_name="image-pipeline")
+app.debug = settings.api_debug  # tracebacks to clients only against the local emulator
+# Write routes per WRITE_AUTH: open (dev), an API Gateway API key (x-api-key), or SigV4 (IAM).
+_AUTH: dict[str, dict[str, Any]] = {"none": {}, "api_key": {"api_key_required": True}, "iam": {"authorizer": IAMAuthorizer()}}
+WRITE_AUTH = _AUTH[settings.write_auth]
 
 
 @cache
 def pipeline() -> service.Pipeline:
     """Adapters are built on first use and reused by every warm invocation."""
-    return service.Pipeline(
-        settings=settings,
-        profile=profile,
-        store=S3ObjectStore(aws.client("s3", settings.region)),
-        catalog=DynamoCatalog(aws.client("dynamodb", settings.region), settings.catalog_table),
-        notifier=SnsNotifier(aws.client("sns", settings.region), aws.client("sts", settings.region), settings.region),
-    )
+    return wiring.aws_pipeline(settings, profile)
+
+
+@cache
+def api_context() -> api.Api:
+    """The REST routes' adapters, sharing the pipeline's catalog and store."""
+    return wiring.aws_api(settings, pipeline())
+
+
+def _answer(call: Callable[[], api.Reply]) -> Response:
+    reply = api.run(call, debug=settings.api_debug, where=_request().path)
+    headers: dict[str, str | list[str]] = {**reply.headers}
+    return Response(body=reply.body, status_code=reply.status, headers=headers)
+
+
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None  # always set while a route runs
+    return request
+
+
+@app.middleware("http")
+def uniform_errors(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Errors Chalice produces itself (415, 405, ...) get the API's error shape too."""
+    response = get_response(event)
+    body = api.uniform_error(response.status_code, response.body)
+    if body is not None:
+        response.body = body
+        response.headers["Content-Type"] = "application/json"
+    return response
+
+
+@app.route("/", methods=["GET"])
+def gallery() -> Response:
+    """The gallery page (HTML): thumbnails, upload with progress, rendition details."""
+    return _answer(lambda: api.gallery(api_context()))
+
+
+@app.route("/images", methods=["GET"])
+def list_images() -> Response:
+    """List images, newest first (?limit=, ?next=, ?status=)."""
+    return _answer(lambda: api.list_images(api_context(), _request().query_params))
+
+
+@app.route("/images/{image_id}", methods=["GET"])
+def get_image(image_id: str) -> Response:
+    """One image: its catalog record, a URL per rendition and a srcset per format."""
+    return _answer(lambda: api.get_image(api_context(), image_id))
+
+
+@app.route("/images/{image_id}", methods=["DELETE"], **WRITE_AUTH)
+def delete_image(image_id: str) -> Response:
+    """Delete an image's renditions and record (?source=true also deletes the upload)."""
+    return _answer(lambda: api.delete_image(api_context(), image_id, _request().query_params))
+
+
+@app.route("/uploads", methods=["POST"], **WRITE_AUTH)
+def create_upload() -> Response:
+    """Get a presigned POST to upload one image, and the image_id it will have."""
+    return _answer(lambda: api.create_upload(api_context(), _request().raw_body))
+
+
+@app.route("/health", methods=["GET"])
+def health() -> Response:
+    """Settings in force and whether the buckets, table and topic are reachable."""
+    return _answer(lambda: api.health(api_context()))
 
 
 @app.on_s3_event(bucket=settings.upload_bucket, prefix=settings.upload_prefix, events=["s3:ObjectCreated:*"])
 def process_upload(event: S3Event) -> None:
     for upload in service.uploads_from_event(event.to_dict()):
         service.process_upload(pipeline(), upload)
+
+
+@app.on_s3_event(bucket=settings.upload_bucket, prefix=settings.upload_prefix, events=["s3:ObjectRemoved:*"])
+def remove_renditions(event: S3Event) -> None:
+    for removal in service.uploads_from_event(event.to_dict()):
+        service.remove_source(pipeline(), removal)
+
+
+# batch_size 5: a redelivered batch skips what is already done (see reprocess.handle_messages).
+@app.on_sqs_message(queue=settings.reprocess_queue, batch_size=5)
+def reprocess(event: SQSEvent) -> None:
+    reprocessing.handle_messages(pipeline(), [record.body for record in event])
 
 
 @app.on_sns_message(topic=settings.events_topic)

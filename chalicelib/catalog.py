@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -19,6 +20,28 @@ Record = dict[str, Any]
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 _CONDITION = "attribute_not_exists(image_id) OR attribute_not_exists(sequencer) OR sequencer <= :sequencer"
+LISTING = "images"  # the constant partition of GSI `by_updated` (every record carries it)
+_MAX_QUERY_ROUNDS = 10  # a page needs more than one Query only when DynamoDB hits its 1 MB cap
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing, newest first. `last` is the index key of the last item when
+    more items follow (pass it back as `after`), else None."""
+
+    items: list[Record]
+    last: dict[str, str] | None
+
+
+def index_for(status: str | None) -> tuple[str, str, str]:
+    """(index name, partition attribute, partition value) serving a listing."""
+    return ("by_status", "status", status) if status else ("by_updated", "listing", LISTING)
+
+
+def index_key(record: Mapping[str, Any], status: str | None) -> dict[str, str]:
+    """The key DynamoDB needs to resume a Query on the listing's index after `record`."""
+    _, attribute, value = index_for(status)
+    return {"image_id": str(record["image_id"]), attribute: value, "updated_at": str(record["updated_at"])}
 
 
 def sequencer_order(sequencer: str | None) -> str | None:
@@ -35,6 +58,13 @@ class Catalog(Protocol):
         ...
 
     def delete(self, image_id: str) -> None: ...
+    def delete_version(self, image_id: str, updated_at: str) -> bool:
+        """Delete only if the record is still the one written at `updated_at`; False if it changed."""
+        ...
+
+    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None) -> Page:
+        """Newest first (by `updated_at`), optionally only one status; `after` is a previous Page.last."""
+        ...
 
 
 class DynamoCatalog:
@@ -64,6 +94,49 @@ class DynamoCatalog:
     def delete(self, image_id: str) -> None:
         self._db.delete_item(TableName=self.table, Key={"image_id": {"S": image_id}})
 
+    def delete_version(self, image_id: str, updated_at: str) -> bool:
+        try:
+            self._db.delete_item(
+                TableName=self.table,
+                Key={"image_id": {"S": image_id}},
+                ConditionExpression="updated_at = :updated_at",
+                ExpressionAttributeValues={":updated_at": {"S": updated_at}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None) -> Page:
+        # A Query on a GSI, never a Scan. One extra item is read so the last page says so
+        # (next = null) instead of handing out a cursor that leads to an empty page.
+        index, attribute, value = index_for(status)
+        items: list[Record] = []
+        start = {k: {"S": v} for k, v in after.items()} if after else None
+        for _ in range(_MAX_QUERY_ROUNDS):
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": index,
+                "KeyConditionExpression": "#p = :p",
+                "ExpressionAttributeNames": {"#p": attribute},
+                "ExpressionAttributeValues": {":p": {"S": value}},
+                "ScanIndexForward": False,
+                "Limit": limit + 1 - len(items),
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self._db.query(**kwargs)
+            items.extend(from_item(item) for item in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if len(items) > limit or not start:
+                break
+        if len(items) > limit:
+            return Page(items[:limit], index_key(items[limit - 1], status))
+        if start:  # the round cap was hit with more to read: resume after the last item seen
+            return Page(items, index_key(items[-1], status) if items else {k: v["S"] for k, v in start.items()})
+        return Page(items, None)
+
 
 class MemoryCatalog:
     def __init__(self) -> None:
@@ -85,6 +158,25 @@ class MemoryCatalog:
     def delete(self, image_id: str) -> None:
         with self._lock:
             self.items.pop(image_id, None)
+
+    def delete_version(self, image_id: str, updated_at: str) -> bool:
+        with self._lock:
+            current = self.items.get(image_id)
+            if current is None or current.get("updated_at") != updated_at:
+                return False
+            del self.items[image_id]
+            return True
+
+    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None) -> Page:
+        _, attribute, value = index_for(status)
+        with self._lock:
+            matching = [r for r in self.items.values() if r.get(attribute) == value and r.get("updated_at")]
+        matching.sort(key=lambda r: (r["updated_at"], r["image_id"]), reverse=True)
+        if after:
+            mark = (after["updated_at"], after["image_id"])
+            matching = [r for r in matching if (r["updated_at"], r["image_id"]) < mark]
+        page = [from_item(to_item(r)) for r in matching[:limit]]
+        return Page(page, index_key(page[-1], status) if len(matching) > limit else None)
 
 
 def to_item(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from chalicelib.storage import ObjectStore
 log = logging.getLogger("image_pipeline")
 
 MAX_KEY_BYTES = 1024
+REPAIR_EVENT = "Pipeline:Repair"  # event_name of a re-render after losing a race (see _yield_to_newer)
 _BY_ID = "_by-id/"  # output folder for source keys that cannot be mirrored safely
 _STEM_BYTES = 120
 
@@ -174,17 +175,17 @@ def process_upload(pipeline: Pipeline, upload: Upload) -> Outcome:
     """
     settings = pipeline.settings
     if not upload.key.startswith(settings.upload_prefix):
-        return _ignored(upload, f"outside UPLOAD_PREFIX {settings.upload_prefix!r}")
+        return ignored(upload, f"outside UPLOAD_PREFIX {settings.upload_prefix!r}")
     attempt = Attempt(pipeline, upload, image_id_for(upload.key), sequencer_order(upload.sequencer))
     try:
         attempt.previous = previous = pipeline.catalog.get(attempt.image_id)
         if previous and attempt.sequencer and previous.get("sequencer", "") > attempt.sequencer:
-            return _ignored(upload, "a newer upload of this key was already processed", attempt.image_id)
+            return ignored(upload, "a newer upload of this key was already processed", attempt.image_id)
         attempt.source = source = pipeline.store.head(upload.bucket, upload.key)
         if source is None:
-            return _ignored(upload, "object no longer exists", attempt.image_id)
+            return ignored(upload, "object no longer exists", attempt.image_id)
         if source.size == 0 and upload.key.endswith("/"):
-            return _ignored(upload, "folder marker", attempt.image_id)
+            return ignored(upload, "folder marker", attempt.image_id)
         try:
             result = _read_and_render(attempt, source)
         except RejectedInput as rejection:
@@ -231,7 +232,8 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult) 
     )
     mark = time.perf_counter()
     if not pipeline.catalog.put(record):
-        return _ignored(upload, "a newer upload of this key was recorded meanwhile", attempt.image_id)
+        _yield_to_newer(attempt, stored)
+        return ignored(upload, "a newer upload of this key was recorded meanwhile", attempt.image_id)
     _delete_stale(pipeline, attempt.previous, {r.key for r in stored})
     attempt.timed("record", mark)
 
@@ -271,6 +273,22 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult) 
         },
     )
     return Outcome(Status.PROCESSED.value, upload.key, attempt.image_id, record=record, renditions=tuple(stored))
+
+
+def _yield_to_newer(attempt: Attempt, written: Sequence[StoredRendition]) -> None:
+    """A newer event recorded this key while this one rendered, and this attempt's files may
+    have landed on top of the newer ones (same keys). Remove what the newer record does not
+    list and render the newer version again over what it does, so the catalog and the bucket
+    agree. A repair that loses again does not recurse: the event that beat it repairs."""
+    pipeline, upload = attempt.pipeline, attempt.upload
+    winner = pipeline.catalog.get(attempt.image_id) or {}
+    listed = {r["key"] for r in winner.get("renditions", [])}
+    ours = {r.key for r in written}
+    orphans = sorted(ours - listed)
+    if orphans:
+        _best_effort(lambda: pipeline.store.delete(pipeline.settings.processed_bucket, orphans), "remove renditions of a superseded event")
+    if ours & listed and winner.get("status") == Status.PROCESSED.value and upload.event_name != REPAIR_EVENT:
+        process_upload(pipeline, Upload(upload.bucket, upload.key, REPAIR_EVENT, winner.get("sequencer"), upload.event_time))
 
 
 def _check_size(source: SourceObject, limit: int) -> None:
@@ -333,6 +351,83 @@ def _delete_stale(pipeline: Pipeline, previous: Record | None, current: Iterable
         _best_effort(lambda: pipeline.store.delete(pipeline.settings.processed_bucket, stale), "delete stale renditions")
 
 
+def remove_source(pipeline: Pipeline, removal: Upload) -> Outcome:
+    """An ObjectRemoved event: remove the source's renditions and mark its record `deleted`.
+
+    Ordered like uploads, by the S3 `sequencer`: a removal older than the recorded upload is
+    ignored. The record is kept as a tombstone (status `deleted`, no renditions) rather than
+    removed, so a late ObjectCreated event for the deleted upload cannot bring it back. When
+    the key still resolves to an object (a versioned bucket where one version was removed
+    and an older one became current, or a re-upload whose event is still on its way) that
+    object is processed instead: the catalog always describes what is in the bucket.
+    """
+    settings = pipeline.settings
+    if not removal.key.startswith(settings.upload_prefix):
+        return ignored(removal, f"outside UPLOAD_PREFIX {settings.upload_prefix!r}")
+    started = time.perf_counter()
+    image_id = image_id_for(removal.key)
+    sequencer = sequencer_order(removal.sequencer)
+    previous = pipeline.catalog.get(image_id)
+    if previous and sequencer and previous.get("sequencer", "") > sequencer:
+        return ignored(removal, "a newer upload of this key was already processed", image_id)
+    current = pipeline.store.head(removal.bucket, removal.key)
+    if current is not None:
+        if previous and previous.get("status") != Status.DELETED.value and _describes(previous, current):
+            return ignored(removal, "another version was removed; the recorded one is still current", image_id)
+        return process_upload(pipeline, Upload(removal.bucket, removal.key, removal.event_name, removal.sequencer, removal.event_time))
+    if previous is None:
+        return ignored(removal, "nothing was recorded for this key", image_id)
+    folder = output_folder(settings, removal.key)
+    stem = source_stem(removal.key)
+    doomed = sorted(
+        {r["key"] for r in previous.get("renditions", [])}
+        | set(previous.get("removing", []))
+        # what this profile would have written, in case an upload raced this removal
+        | {folder + preset.output_filename(stem) for preset in pipeline.profile.presets}
+    )
+    now = pipeline.clock().isoformat(timespec="milliseconds")
+    tombstone = _compact(
+        {
+            "image_id": image_id,
+            "created_at": previous.get("created_at"),
+            "source_bucket": removal.bucket,
+            "source_key": removal.key,
+            "status": Status.DELETED.value,
+            "renditions": [],
+            "removing": doomed,  # kept until the files are gone, so a retry knows them
+            "sequencer": sequencer or previous.get("sequencer"),
+            "profile": pipeline.profile.name,
+            "profile_version": pipeline.profile.version,
+            "updated_at": now,
+            "deleted_at": now,
+            "listing": "images",
+        }
+    )
+    # Record first, then delete: readers never see renditions listed that are already gone.
+    if not pipeline.catalog.put(tombstone):
+        return ignored(removal, "a newer upload of this key was recorded meanwhile", image_id)
+    pipeline.store.delete(settings.processed_bucket, doomed)  # raises: the event is retried
+    if not pipeline.catalog.put({k: v for k, v in tombstone.items() if k != "removing"}):
+        # Re-uploaded and processed between our record and our delete: its files may be gone.
+        latest = pipeline.catalog.get(image_id) or {}
+        if latest.get("status") == Status.PROCESSED.value:
+            process_upload(pipeline, Upload(removal.bucket, removal.key, REPAIR_EVENT, latest.get("sequencer"), removal.event_time))
+    details = {"image_id": image_id, "source_bucket": removal.bucket, "source_key": removal.key, "status": Status.DELETED.value}
+    _publish(pipeline, "image.deleted", f"Deleted {_short(removal.key)}", {**details, "occurred_at": now})
+    observe.emit(
+        {"event": "image.deleted", **details, "key": removal.key, "renditions_removed": len(doomed), "duration_ms": _ms(started)},
+        {"ImagesDeleted": (1, "Count")},
+    )
+    return Outcome(Status.DELETED.value, removal.key, image_id, record=tombstone)
+
+
+def _describes(record: Record, source: SourceObject) -> bool:
+    """Whether `record` was made from exactly this object (version id, else ETag)."""
+    if source.version_id and source.version_id != "null" and record.get("source_version"):
+        return bool(record["source_version"] == source.version_id)
+    return bool(record.get("source_etag") == source.etag)
+
+
 def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
     pipeline, upload, source = attempt.pipeline, attempt.upload, attempt.source
     now = pipeline.clock().isoformat(timespec="milliseconds")
@@ -347,7 +442,7 @@ def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
         }
     )
     if not pipeline.catalog.put(record):
-        return _ignored(upload, "a newer upload of this key was recorded meanwhile", attempt.image_id)
+        return ignored(upload, "a newer upload of this key was recorded meanwhile", attempt.image_id)
     # An earlier good version of this key must not keep serving renditions.
     _delete_stale(pipeline, attempt.previous, ())
     if source is not None:
@@ -405,7 +500,7 @@ def _fail(attempt: Attempt, exc: BaseException) -> None:
     log.error("processing %s failed; the event will be retried", upload.key, exc_info=exc)
 
 
-def _ignored(upload: Upload, reason: str, image_id: str | None = None) -> Outcome:
+def ignored(upload: Upload, reason: str, image_id: str | None = None) -> Outcome:
     observe.emit({"event": "image.ignored", "status": "ignored", "image_id": image_id, "key": upload.key, "reason": reason}, {})
     return Outcome("ignored", upload.key, image_id, reason=reason)
 
@@ -486,6 +581,9 @@ def describe_event(message: str, subject: str | None = None) -> tuple[str, str, 
             f"Error: {body.get('error')}\n"
         )
         return (f"Processing failed: {_short(key)}", text, event_type)
+    if event_type == "image.deleted":
+        text = f"A source was deleted and its renditions removed.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"
+        return (f"Deleted: {_short(key)}", text, event_type)
     if event_type == "image.processed":
         renditions = body.get("renditions") or []
         lines = "\n".join(
@@ -515,7 +613,7 @@ def notify_people(pipeline: Pipeline, message: str, subject: str | None = None) 
     """
     settings = pipeline.settings
     title, text, event_type = describe_event(message, subject)
-    if event_type == "image.processed" and not settings.notify_on_success:
+    if event_type in ("image.processed", "image.deleted") and not settings.notify_on_success:
         return None
     if not settings.alerts_topic_arn:
         observe.emit({"event": "alert.skipped", "reason": "ALERTS_TOPIC_ARN is not set", "subject": title}, {})

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 DEFAULT_MAX_SOURCE_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_SOURCE_PIXELS = 50_000_000
 DEFAULT_MAX_FRAMES = 1000
+DEFAULT_PRESIGN_EXPIRY = 900
+MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
+WRITE_AUTH_MODES = ("none", "api_key", "iam")
+DEFAULT_REPROCESS_QUEUE = "image-pipeline-reprocess"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -32,8 +38,13 @@ class Settings:
     max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
     max_frames: int = DEFAULT_MAX_FRAMES
     max_workers: int = 0  # 0: derived from the CPUs available (see imaging.render)
+    reprocess_queue: str = DEFAULT_REPROCESS_QUEUE  # SQS queue name the `reprocess` handler consumes
     region: str = "us-east-1"
     endpoint_url: str | None = None
+    cdn_domain: str | None = None
+    write_auth: str = "none"
+    presign_expiry: int = DEFAULT_PRESIGN_EXPIRY
+    api_debug: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,9 +63,19 @@ class Settings:
             max_source_pixels=_positive_int(env, "MAX_SOURCE_PIXELS", DEFAULT_MAX_SOURCE_PIXELS),
             max_frames=_positive_int(env, "MAX_FRAMES", DEFAULT_MAX_FRAMES),
             max_workers=_positive_int(env, "MAX_WORKERS", 0, allow_zero=True),
+            reprocess_queue=_queue_name(env, "REPROCESS_QUEUE", DEFAULT_REPROCESS_QUEUE),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            cdn_domain=_cdn_domain(env),
+            write_auth=_choice(env, "WRITE_AUTH", WRITE_AUTH_MODES, "none"),
+            presign_expiry=_positive_int(env, "PRESIGN_EXPIRY_SECONDS", DEFAULT_PRESIGN_EXPIRY),
+            api_debug=_bool(env, "API_DEBUG", False),
         )
+        if settings.presign_expiry > MAX_PRESIGN_EXPIRY:
+            raise SettingsError(f"PRESIGN_EXPIRY_SECONDS={settings.presign_expiry} exceeds {MAX_PRESIGN_EXPIRY} (7 days, the SigV4 limit)")
+        if settings.api_debug and not settings.endpoint_url:
+            # Debug mode sends tracebacks to clients: only against a local emulator.
+            raise SettingsError("API_DEBUG=true is only allowed with AWS_ENDPOINT_URL set (the local stack)")
         if settings.upload_bucket == settings.processed_bucket:
             # Renditions written to the upload bucket would trigger the processor again.
             raise SettingsError(
@@ -63,6 +84,19 @@ class Settings:
                 "upload bucket would invoke the processor on its own output forever"
             )
         return settings
+
+    @classmethod
+    def for_stage(cls, stage: str, config: Path = Path(".chalice/config.json")) -> Settings:
+        """Settings of a Chalice stage (its `environment_variables`), the process environment
+        winning: how command-line tools such as `python -m chalicelib.reprocess` find the names."""
+        try:
+            stages = json.loads(config.read_text())["stages"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise SettingsError(f"cannot read stages from {config}: {exc}") from None
+        if stage not in stages:
+            raise SettingsError(f"stage {stage!r} is not in {config} (have: {', '.join(sorted(stages))})")
+        stage_env = {k: str(v) for k, v in stages[stage].get("environment_variables", {}).items()}
+        return cls.from_env({**stage_env, **os.environ})
 
     def public_view(self) -> dict[str, object]:
         """The settings in force, safe to show to a client (no secrets are ever held here)."""
@@ -79,8 +113,59 @@ class Settings:
             "max_source_bytes": self.max_source_bytes,
             "max_source_pixels": self.max_source_pixels,
             "max_frames": self.max_frames,
+            "reprocess_queue": self.reprocess_queue,
             "region": self.region,
+            "cdn_domain": self.cdn_domain,
+            "write_auth": self.write_auth,
+            "presign_expiry_seconds": self.presign_expiry,
+            "local_endpoint": self.endpoint_url is not None,
         }
+
+
+# Pipeline settings a developer may override for `make run` without editing the stage config.
+LOCAL_OVERRIDABLE = ("PRESETS", "NOTIFY_ON_SUCCESS", "MAX_SOURCE_BYTES", "MAX_SOURCE_PIXELS", "MAX_FRAMES", "MAX_WORKERS")
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """Options of the local stack (`make run`, `python -m chalicelib.local`); Lambda never
+    reads these. Ports may be 0: the stack then picks free ones and prints them."""
+
+    aws_port: int = 5000
+    api_port: int = 8000
+    inbox: Path = Path("inbox")
+    outbox: Path = Path("outbox")
+    stage: str = "dev"
+    log_dir: Path = Path(".local")
+    concurrency: int = 2  # images processed at once (Lambda would run one container each)
+    verbose: bool = False  # echo the functions' JSON log lines on the console too
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LocalSettings:
+        env = os.environ if env is None else env
+        return cls(
+            aws_port=_port(env, "LOCAL_AWS_PORT", 5000),
+            api_port=_port(env, "LOCAL_API_PORT", 8000),
+            inbox=Path(env.get("INBOX", "").strip() or "inbox"),
+            outbox=Path(env.get("OUTBOX", "").strip() or "outbox"),
+            stage=env.get("STAGE", "").strip() or "dev",
+            log_dir=Path(env.get("LOCAL_LOG_DIR", "").strip() or ".local"),
+            concurrency=_positive_int(env, "LOCAL_CONCURRENCY", 2),
+            verbose=_bool(env, "LOCAL_VERBOSE", False),
+            overrides={name: env[name] for name in LOCAL_OVERRIDABLE if env.get(name, "").strip()},
+        )
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.aws_port}"
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _positive_int(env, name, default, allow_zero=True)
+    if value > 65535:
+        raise SettingsError(f"{name}={value} is not a TCP port (0-65535)")
+    return value
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -96,6 +181,14 @@ def _prefix(env: Mapping[str, str], name: str, default: str) -> str:
         raise SettingsError(f"{name}={value!r}: S3 key prefixes must not start with '/'")
     if value and not value.endswith("/"):
         value += "/"
+    return value
+
+
+def _queue_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    # SQS queue names: 1-80 characters, alphanumerics, hyphens and underscores (a name, not a URL).
+    if len(value) > 80 or not all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in value):
+        raise SettingsError(f"{name}={value!r} is not an SQS queue name (1-80 of A-Z a-z 0-9 - _)")
     return value
 
 
@@ -122,3 +215,21 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, *, allow_zero
     if value < 0 or (value == 0 and not allow_zero):
         raise SettingsError(f"{name}={raw!r} must be {'>= 0' if allow_zero else '> 0'}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _cdn_domain(env: Mapping[str, str]) -> str | None:
+    """A bare host name (`d111.cloudfront.net`, `img.example.com`); a scheme or slash is stripped."""
+    raw = env.get("CDN_DOMAIN", "").strip()
+    host = raw.removeprefix("https://").removeprefix("http://").strip("/")
+    if not host:
+        return None
+    if "/" in host or any(ch.isspace() for ch in host):
+        raise SettingsError(f"CDN_DOMAIN={raw!r} must be a host name such as d111111abcdef8.cloudfront.net")
+    return host

@@ -25,6 +25,14 @@ class ObjectStore(Protocol):
     def tag(self, bucket: str, key: str, tags: Mapping[str, str]) -> None: ...
 
 
+class SourceLister(Protocol):
+    """Listing, for reprocessing only (the event handlers never list)."""
+
+    def list_keys(self, bucket: str, prefix: str, *, start_after: str | None, limit: int) -> tuple[list[str], bool]:
+        """Up to `limit` keys under `prefix` after `start_after`, in key order, and whether more follow."""
+        ...
+
+
 class S3ObjectStore:
     def __init__(self, s3: Any) -> None:
         self._s3 = s3
@@ -69,6 +77,13 @@ class S3ObjectStore:
                 raise RuntimeError(
                     f"could not delete {len(response['Errors'])} object(s), first {first.get('Key')}: {first.get('Message')}"
                 )
+
+    def list_keys(self, bucket: str, prefix: str, *, start_after: str | None, limit: int) -> tuple[list[str], bool]:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max(1, min(limit, 1000))}
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        response = self._s3.list_objects_v2(**kwargs)
+        return [str(o["Key"]) for o in response.get("Contents", [])], bool(response.get("IsTruncated"))
 
     def tag(self, bucket: str, key: str, tags: Mapping[str, str]) -> None:
         self._s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
@@ -128,3 +143,13 @@ class MemoryObjectStore:
 
     def keys(self, bucket: str) -> list[str]:
         return sorted(self.buckets.get(bucket, {}))
+
+    def remove(self, bucket: str, key: str) -> None:
+        """A user deleting a source (tests of the ObjectRemoved handler)."""
+        with self._lock:
+            self.buckets.get(bucket, {}).pop(key, None)
+
+    def list_keys(self, bucket: str, prefix: str, *, start_after: str | None, limit: int) -> tuple[list[str], bool]:
+        # S3 lists in UTF-8 byte order, which for str is code point order: sorted() matches.
+        keys = [k for k in sorted(self.buckets.get(bucket, {})) if k.startswith(prefix) and (start_after is None or k > start_after)]
+        return keys[:limit], len(keys) > limit

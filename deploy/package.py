@@ -40,17 +40,27 @@ ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 
 # Settings (chalicelib/settings.py) that name a resource infra/ creates, and the Terraform
-# expression Chalice receives for each when the stage's config sets it (even to ""). SNS topics and SQS queues go by name: Chalice builds
-# their ARNs itself (and an ARN here would make it skip the subscription's permission).
+# expression that replaces them when the stage's config sets them (even to ""). These go
+# into the config Chalice imports the app with, so its triggers (S3 notification, SNS
+# subscription) reference the Terraform resources. SNS topics go by name: Chalice builds
+# their ARNs itself.
 TERRAFORM_REFERENCES: dict[str, str] = {
     "UPLOAD_BUCKET": "${aws_s3_bucket.uploads.bucket}",
     "PROCESSED_BUCKET": "${aws_s3_bucket.processed.bucket}",
     "CATALOG_TABLE": "${aws_dynamodb_table.catalog.name}",
     "EVENTS_TOPIC": "${aws_sns_topic.events.name}",
     "ALERTS_TOPIC_ARN": "${aws_sns_topic.alerts.arn}",
-    "REPROCESS_QUEUE": "${aws_sqs_queue.reprocess.name}",
+}
+# Settings the app validates at import (a host name), so they cannot hold a reference
+# while Chalice imports it: they are swapped in the generated functions' environment.
+LATE_REFERENCES: dict[str, str] = {
     "CDN_DOMAIN": "${aws_cloudfront_distribution.processed.domain_name}",
 }
+# Queue names have no random part: the stage's value must be the name infra/ gives, and
+# stays a plain name in the environment (so the functions need not wait ~25 s for the
+# queue); only the SQS trigger references the queue resource.
+QUEUE_ARNS: dict[str, str] = {"REPROCESS_QUEUE": "${aws_sqs_queue.reprocess.arn}"}
+INFRA_QUEUE_NAMES: dict[str, str] = {"REPROCESS_QUEUE": "image-pipeline-{stage}-reprocess"}
 
 # Generated files, replaced on every run; anything else in the directory (state, plugins,
 # terraform.tfvars you added there) is left alone.
@@ -78,7 +88,7 @@ def package(stage: str, out: Path, *, region: str = "us-east-1", skip_requiremen
             raise PackageError(f"chalice package failed:\n{result.stdout}{result.stderr}")
         template = json.loads((generated / "chalice.tf.json").read_text())
         shutil.move(str(generated / "deployment.zip"), out / "deployment.zip")
-    template = fix_template(template)
+    template = fix_template(template, queues=_stage_queues(stage))
     (out / "chalice.tf.json").write_text(json.dumps(template, indent=2) + "\n")
     (out / "package_override.tf.json").write_text(json.dumps(overrides(template, stage), indent=2) + "\n")
     _copy_infra(out)
@@ -111,6 +121,17 @@ def _copy_infra(out: Path) -> None:
         shutil.copy2(tf, out / tf.name)
     if (INFRA / "terraform.tfvars").exists():
         shutil.copy2(INFRA / "terraform.tfvars", out / "terraform.tfvars")
+
+
+def _stage_queues(stage: str) -> dict[str, str]:
+    """The stage's queue settings (name => value), checked against infra/'s names."""
+    env = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"].get(stage, {}).get("environment_variables", {})
+    queues = {name: env[name] for name in QUEUE_ARNS if name in env}
+    for name, value in queues.items():
+        expected = INFRA_QUEUE_NAMES[name].format(stage=stage)
+        if value != expected:
+            raise PackageError(f"{name}={value!r} in stage {stage!r}: infra/ creates {expected!r}; use that name")
+    return queues
 
 
 def _clean(out: Path) -> None:
@@ -151,8 +172,9 @@ def _copy_app(src: Path, stage: str, *, skip_requirements: bool) -> None:
     config_path.write_text(json.dumps(config, indent=2))
 
 
-def fix_template(template: dict[str, Any]) -> dict[str, Any]:
-    """Make Chalice's output init with current Terraform and wire it to infra/."""
+def fix_template(template: dict[str, Any], queues: dict[str, str] | None = None) -> dict[str, Any]:
+    """Make Chalice's output init with current Terraform and wire it to infra/. `queues`:
+    the stage's queue settings (REPROCESS_QUEUE => its plain name)."""
     template = json.loads(json.dumps(template))  # a deep copy
     # Versions are pinned once, in infra/versions.tf.
     template.pop("terraform", None)
@@ -173,9 +195,20 @@ def fix_template(template: dict[str, Any]) -> dict[str, Any]:
             for perm_name, perm in resources.get("aws_lambda_permission", {}).items()
             if perm.get("principal") == "s3.amazonaws.com" and perm.get("source_arn", "").endswith(f":::{bucket}")
         )
-    # Our log groups (with retention) must exist before Lambda would create its own.
     for function in resources.get("aws_lambda_function", {}).values():
+        # Our log groups (with retention) must exist before Lambda would create its own.
         function["depends_on"] = ["aws_cloudwatch_log_group.functions"]
+        env = function.get("environment", {}).get("variables", {})
+        for name, reference in LATE_REFERENCES.items():
+            if name in env:
+                env[name] = reference
+    for api in resources.get("aws_api_gateway_rest_api", {}).values():
+        # A replaced API is created before the old one goes, so its URL never points at nothing.
+        api["lifecycle"] = {"create_before_destroy": True}
+    for name, queue in (queues or {}).items():
+        for mapping in resources.get("aws_lambda_event_source_mapping", {}).values():
+            if mapping["event_source_arn"].endswith(f":{queue}"):
+                mapping["event_source_arn"] = QUEUE_ARNS[name]
     return template
 
 

@@ -105,14 +105,11 @@ variable "functions" {
     timeout = number
   }))
   default = {
-    notify = {
-      timeout = 30
-      trigger = "async"
-    }
-    process_upload = {
-      timeout = 120
-      trigger = "async"
-    }
+    api_handler       = { trigger = "api", timeout = 30 }
+    notify            = { trigger = "async", timeout = 30 }
+    process_upload    = { trigger = "async", timeout = 120 }
+    remove_renditions = { trigger = "async", timeout = 60 }
+    reprocess         = { trigger = "sqs", timeout = 120 }
   }
 }
 

@@ -57,17 +57,13 @@ def aws() -> Iterator[dict[str, Any]]:
         import app as app_module
 
         app_module.pipeline.cache_clear()
+        app_module.api_context.cache_clear()
         env = DEV_ENV
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=env["UPLOAD_BUCKET"])
         s3.create_bucket(Bucket=env["PROCESSED_BUCKET"])
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName=env["CATALOG_TABLE"],
-            KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_catalog_table(ddb, env["CATALOG_TABLE"])
         sns = boto3.client("sns", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")
         queues = {}
@@ -87,7 +83,26 @@ def aws() -> Iterator[dict[str, Any]]:
             "alerts_queue": queues[env["ALERTS_TOPIC_ARN"].rsplit(":", 1)[-1]],
         }
         app_module.pipeline.cache_clear()
+        app_module.api_context.cache_clear()
         aws_clients.reset()
+
+
+def create_catalog_table(ddb: Any, name: str) -> None:
+    """The catalog table as README "Catalog records" describes it, with both listing indexes."""
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("image_id", "listing", "status", "updated_at")],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}, {"AttributeName": "updated_at", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, hash_key in (("by_updated", "listing"), ("by_status", "status"))
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:

@@ -1,10 +1,10 @@
-"""Presets -> renditions: decode once, orient, convert colour, resize, encode."""
+"""Presets -> renditions: decode once (at reduced JPEG scale), resize, orient, convert colour, encode."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image
@@ -96,41 +96,101 @@ def render(
     source_format = "JPEG" if image.format == "MPO" else str(image.format)
     frames = int(getattr(image, "n_frames", 1) or 1)
     camera = steps.camera_summary(image)
-    transposed = steps.exif_orientation(image) in (5, 6, 7, 8)
+    orientation = steps.exif_orientation(image)
+    transposed = orientation in (5, 6, 7, 8)
     display = steps.displayed_size(image)
     plans, skipped, notes = plan(profile, display)
-
-    base = codec.load(image, _draft_request(plans, transposed))
-    base = steps.to_srgb(steps.orient(base))
-    base.info.clear()
     source = SourceInfo(format=source_format, width=display[0], height=display[1], mode=image.mode, frames=frames, camera=camera)
 
-    resized = _resize_all(base, plans)
-    jobs: list[Callable[[], Rendition]] = [_encoder(p, resized[i], stem) for i, p in enumerate(plans)]
-    if workers > 1 and len(jobs) > 1:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="encode") as pool:
-            renditions = tuple(pool.map(lambda job: job(), jobs))
-    else:
-        renditions = tuple(job() for job in jobs)
+    base = codec.load(image, _draft_request(plans, transposed))
+    if base.mode not in _RESAMPLE_MODES:
+        base = steps.to_srgb(base)  # palette, alpha, 16-bit: normalise before any resampling
+        base.info.clear()  # colour is done: the profile must not be applied twice
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render") if workers > 1 else None
+    try:
+        renditions = _Renderer(base, orientation, pool).run(plans, stem)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return RenderResult(source, renditions, tuple(skipped), tuple(notes))
 
 
-def _resize_all(base: Image.Image, plans: Sequence[Plan]) -> list[Image.Image]:
-    """Resize largest first; each smaller output starts from the smallest image that covers it."""
-    order = sorted(range(len(plans)), key=lambda i: plans[i].scaled[0] * plans[i].scaled[1], reverse=True)
-    made: dict[tuple[int, int], Image.Image] = {base.size: base}
-    results: dict[int, Image.Image] = {}
-    for index in order:
-        item = plans[index]
-        if item.scaled in made:
-            start = made[item.scaled]
-        else:
-            candidates = [im for size, im in made.items() if size[0] >= item.scaled[0] * 2 and size[1] >= item.scaled[1] * 2]
-            start = min(candidates, key=lambda im: im.size[0] * im.size[1]) if candidates else base
-            made[item.scaled] = steps.resize(start, item.scaled)
-            start = made[item.scaled]
-        results[index] = steps.cover(start, item.size) if item.preset.fit == "cover" else start
-    return [results[i] for i in range(len(plans))]
+# Modes that resample correctly as decoded; colour and orientation are applied afterwards.
+_RESAMPLE_MODES = frozenset({"RGB", "L", "CMYK"})
+# Strips for the first, largest reduction: threads share it with no change to the pixels.
+_STRIPS_PER_WORKER = 2
+
+
+class _Renderer:
+    """Resize largest first, encode each image as soon as it exists.
+
+    Work on pixels that are not yet upright or sRGB is done in the stored orientation and
+    colour space; orientation and the ICC transform are applied to each image made
+    directly from the decoded base, so they touch the small image, not the big one.
+    The pool (if any) runs strips of the first resize, then the encoders, while this
+    thread keeps resizing the smaller renditions.
+    """
+
+    def __init__(self, base: Image.Image, orientation: int, pool: ThreadPoolExecutor | None) -> None:
+        self.base = base
+        self.orientation = orientation
+        self.pool = pool
+
+    def run(self, plans: Sequence[Plan], stem: str) -> tuple[Rendition, ...]:
+        order = sorted(range(len(plans)), key=lambda i: plans[i].scaled[0] * plans[i].scaled[1], reverse=True)
+        made: dict[tuple[int, int], Image.Image] = {}
+        jobs: dict[int, Callable[[], Rendition]] = {}
+        futures: dict[int, Future[Rendition]] = {}
+        stored = self._stored_size
+        for index in order:
+            item = plans[index]
+            start = made.get(item.scaled)
+            if start is None:
+                candidates = [im for size, im in made.items() if size[0] >= item.scaled[0] * 2 and size[1] >= item.scaled[1] * 2]
+                if candidates:
+                    start = steps.resize(min(candidates, key=lambda im: im.size[0] * im.size[1]), item.scaled)
+                else:
+                    start = self._finish(self._resize(self.base, stored(item.scaled)))
+                made[item.scaled] = start
+            output = steps.cover(start, item.size) if item.preset.fit == "cover" else start
+            jobs[index] = _encoder(item, output, stem)
+            if self.pool is not None:
+                futures[index] = self.pool.submit(jobs[index])
+        if self.pool is None:
+            return tuple(jobs[i]() for i in range(len(plans)))
+        return tuple(futures[i].result() for i in range(len(plans)))
+
+    def _stored_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return (size[1], size[0]) if self.orientation in (5, 6, 7, 8) else size
+
+    def _finish(self, image: Image.Image) -> Image.Image:
+        """Upright and sRGB, with no metadata left on the pixels."""
+        out = steps.to_srgb(steps.apply_orientation(image, self.orientation))
+        out.info.clear()
+        return out
+
+    def _resize(self, image: Image.Image, size: tuple[int, int]) -> Image.Image:
+        """steps.resize, split into horizontal strips over the pool for big images.
+
+        Pillow computes each output row from the full source (the box only selects rows),
+        so the strips are bit-identical to one resize; its resampler releases the GIL.
+        """
+        if self.pool is None or image.size == size or size[1] < 64:
+            return steps.resize(image, size)
+        image = steps.pre_reduce(image, size)
+        parts = self.pool._max_workers * _STRIPS_PER_WORKER
+        scale = image.size[1] / size[1]
+        bounds = [(size[1] * i // parts, size[1] * (i + 1) // parts) for i in range(parts)]
+
+        def strip(rows: tuple[int, int]) -> Image.Image:
+            box = (0.0, rows[0] * scale, float(image.size[0]), rows[1] * scale)
+            return image.resize((size[0], rows[1] - rows[0]), steps.LANCZOS, box=box)
+
+        out = Image.new(image.mode, size)
+        for (top, _), piece in zip(bounds, self.pool.map(strip, bounds), strict=True):
+            out.paste(piece, (0, top))
+        out.info = dict(image.info)
+        return out
 
 
 def _encoder(item: Plan, image: Image.Image, stem: str) -> Callable[[], Rendition]:

@@ -73,6 +73,27 @@ def orient(image: Image.Image) -> Image.Image:
         return image
 
 
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    """Make an image upright given its EXIF orientation (read before any resize).
+
+    Same result as `orient` (ImageOps.exif_transpose's table), but usable on a resized
+    copy: transposing a 2048 px rendition costs ~5 ms, the full photo ~35 ms.
+    """
+    method = _ORIENTATION_TRANSPOSE.get(orientation)
+    return image.transpose(method) if method is not None else image
+
+
 def to_srgb(image: Image.Image) -> Image.Image:
     """Convert to sRGB using the embedded ICC profile (CMYK, Adobe RGB, Display P3, ...).
 
@@ -172,11 +193,24 @@ def flatten(image: Image.Image, background: tuple[int, int, int] = WHITE) -> Ima
     return canvas
 
 
+# Box-reduce by an integer factor first while the image stays 3x the target: fast, and
+# Pillow's docs call the result indistinguishable from a plain Lanczos resize.
+REDUCING_GAP = 3.0
+
+
 def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    # Lanczos throughout: bicubic saved 30-70 ms on the first reduction but lost up to
+    # 0.36 dB PSNR against a full-decode Lanczos reference (measured on the corpus).
     if image.size == size:
         return image
-    # reducing_gap lets Pillow box-reduce by an integer factor first: fast and still sharp.
-    return image.resize(size, LANCZOS, reducing_gap=3.0)
+    return image.resize(size, LANCZOS, reducing_gap=REDUCING_GAP)
+
+
+def pre_reduce(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The integer box reduction `resize` would do first (for callers resizing in parts)."""
+    factor_x = max(1, int(image.size[0] / size[0] / REDUCING_GAP))
+    factor_y = max(1, int(image.size[1] / size[1] / REDUCING_GAP))
+    return image.reduce((factor_x, factor_y)) if factor_x > 1 or factor_y > 1 else image
 
 
 def cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:

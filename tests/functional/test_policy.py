@@ -1,5 +1,6 @@
 """Least privilege: every AWS call the code makes under the prod stage's names is allowed
-by .chalice/policy-prod.json, and the policy grants nothing broad."""
+by its function's policy (.chalice/policy-prod.json for the event handlers,
+.chalice/policy-prod-api.json for the REST API handler), and no policy grants anything broad."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from tests.conftest import ROOT, fixture_bytes
+from tests.conftest import ROOT, create_catalog_table, fixture_bytes
 
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
-POLICY = json.loads((ROOT / ".chalice" / "policy-prod.json").read_text())
+POLICY_FILES = {"handlers": "policy-prod.json", "api": "policy-prod-api.json"}
+POLICIES = {role: json.loads((ROOT / ".chalice" / name).read_text()) for role, name in POLICY_FILES.items()}
+POLICY = POLICIES["handlers"]
 PROD = CONFIG["stages"]["prod"]["environment_variables"]
 REGION, ACCOUNT = "us-east-1", "123456789012"
 
@@ -31,11 +34,17 @@ ACTIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("dynamodb", "DeleteItem"): ("dynamodb:DeleteItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
     ("sns", "Publish"): ("sns:Publish", "{TopicArn}"),
     ("sts", "GetCallerIdentity"): ("", ""),  # always allowed, needs no permission
+    ("s3", "PresignedPost"): ("s3:PutObject", "arn:aws:s3:::{Bucket}/{Key}"),  # recorded by the fixture: a form, no API call
+    # the API (presigned GETs go through the same parameter hook, so they are checked too)
+    ("s3", "HeadBucket"): ("s3:ListBucket", "arn:aws:s3:::{Bucket}"),
+    ("dynamodb", "Query"): ("dynamodb:Query", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}/index/{{IndexName}}"),
+    ("dynamodb", "DescribeTable"): ("dynamodb:DescribeTable", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
+    ("sns", "GetTopicAttributes"): ("sns:GetTopicAttributes", "{TopicArn}"),
 }
 
 
-def allowed(action: str, resource: str) -> bool:
-    for statement in POLICY["Statement"]:
+def allowed(action: str, resource: str, policy: dict[str, Any] = POLICY) -> bool:
+    for statement in policy["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         if statement["Effect"] == "Allow" and action in actions and any(fnmatch.fnmatchcase(resource, r) for r in resources):
@@ -43,8 +52,9 @@ def allowed(action: str, resource: str) -> bool:
     return False
 
 
-def test_policy_has_no_wildcard_actions_or_resources() -> None:
-    for statement in POLICY["Statement"]:
+@pytest.mark.parametrize("role", sorted(POLICIES))
+def test_policy_has_no_wildcard_actions_or_resources(role: str) -> None:
+    for statement in POLICIES[role]["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all("*" not in a for a in actions), statement
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
@@ -56,26 +66,56 @@ def test_prod_names_fall_under_the_policy() -> None:
     assert allowed("s3:PutObject", f"arn:aws:s3:::{PROD['PROCESSED_BUCKET']}/{PROD['OUTPUT_PREFIX']}x.jpg/w320.jpg")
     assert not allowed("s3:PutObject", f"arn:aws:s3:::{PROD['UPLOAD_BUCKET']}/{PROD['UPLOAD_PREFIX']}x.jpg")
     assert not allowed("s3:GetObject", f"arn:aws:s3:::{PROD['UPLOAD_BUCKET']}/private/x.jpg")
+    # the reprocess function's event source mapping polls the queue with the function's role
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{PROD['REPROCESS_QUEUE']}"
+    assert all(allowed(a, queue) for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"))
+    assert not allowed("sqs:ReceiveMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:someone-elses-queue")
+    # presigned upload forms are signed by the API's own role: under the prefix only; the API
+    # can neither write renditions nor read sources, and nothing may Scan the catalog
+    api = POLICIES["api"]
+    assert allowed("s3:PutObject", f"arn:aws:s3:::{PROD['UPLOAD_BUCKET']}/{PROD['UPLOAD_PREFIX']}2026-01-01/x.jpg", api)
+    assert not allowed("s3:PutObject", f"arn:aws:s3:::{PROD['UPLOAD_BUCKET']}/elsewhere/x.jpg", api)
+    assert not allowed("s3:PutObject", f"arn:aws:s3:::{PROD['PROCESSED_BUCKET']}/{PROD['OUTPUT_PREFIX']}x.jpg/w320.jpg", api)
+    assert not allowed("s3:GetObject", f"arn:aws:s3:::{PROD['UPLOAD_BUCKET']}/{PROD['UPLOAD_PREFIX']}x.jpg", api)
+    for policy in POLICIES.values():
+        assert not allowed("dynamodb:Scan", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{PROD['CATALOG_TABLE']}", policy)
+
+
+def test_the_api_handler_gets_its_own_policy() -> None:
+    from chalice.config import Config
+
+    def policy_file(function: str) -> str | None:
+        return Config(chalice_stage="prod", function_name=function, config_from_disk=CONFIG).iam_policy_file
+
+    assert CONFIG["stages"]["prod"]["autogen_policy"] is False
+    assert policy_file("api_handler") == POLICY_FILES["api"]
+    assert policy_file("process_upload") in (None, POLICY_FILES["handlers"])  # None: Chalice's default policy-prod.json
 
 
 @pytest.fixture
-def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
-    """Run the real handlers against moto with the prod names, recording every AWS call."""
+def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, str, dict[str, Any]]]]:
+    """Run the real handlers and API routes against moto with the prod names, recording every
+    AWS call with the role ("handlers" or "api") of the function making it."""
     import boto3
+    import requests
     from moto import mock_aws
 
     import app
+    from chalicelib import api, service
     from chalicelib import aws as aws_clients
-    from chalicelib import service
     from chalicelib.catalog import DynamoCatalog
+    from chalicelib.links import S3Links
     from chalicelib.notify import SnsNotifier
+    from chalicelib.probe import AwsProbe
     from chalicelib.settings import Settings
     from chalicelib.storage import S3ObjectStore
 
-    calls: list[tuple[str, str, dict[str, Any]]] = []
+    calls: list[tuple[str, str, str, dict[str, Any]]] = []
+    role = ["handlers"]  # None while the test itself talks to S3
 
     def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-        calls.append((model.service_model.endpoint_prefix, model.name, dict(params)))
+        if role[0]:
+            calls.append((role[0], model.service_model.endpoint_prefix, model.name, dict(params)))
 
     env = {**PROD, "ALERTS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:image-pipeline-prod-alerts", "AWS_REGION": REGION}
     settings = Settings.from_env(env)
@@ -84,18 +124,19 @@ def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str,
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (settings.upload_bucket, settings.processed_bucket):
             s3.create_bucket(Bucket=bucket)
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=settings.catalog_table,
-            KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_catalog_table(boto3.client("dynamodb", region_name=REGION), settings.catalog_table)
         sns = boto3.client("sns", region_name=REGION)
         sns.create_topic(Name=settings.events_topic)
         sns.create_topic(Name="image-pipeline-prod-alerts")
         clients = {name: aws_clients.client(name, REGION) for name in ("s3", "dynamodb", "sns", "sts")}
         for c in clients.values():
             c.meta.events.register("before-parameter-build.*.*", record)
+        clients["presigner"] = aws_clients.s3_presigner(REGION)
+        # botocore builds presigned POST forms from the CreateBucket model (no call is made):
+        # the form is recorded below as PresignedPost with its key instead.
+        clients["presigner"].meta.events.register(
+            "before-parameter-build.s3.*", lambda model, params, **kw: None if model.name == "CreateBucket" else record(model, params)
+        )
         pipeline = service.Pipeline(
             settings=settings,
             profile=app.profile,
@@ -103,7 +144,17 @@ def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str,
             catalog=DynamoCatalog(clients["dynamodb"], settings.catalog_table),
             notifier=SnsNotifier(clients["sns"], clients["sts"], REGION),
         )
+        notifier = SnsNotifier(clients["sns"], clients["sts"], REGION)
+        context = api.Api(
+            settings,
+            app.profile,
+            pipeline.catalog,
+            pipeline.store,
+            S3Links(clients["presigner"]),
+            AwsProbe(clients["s3"], clients["dynamodb"], clients["sns"], notifier.topic_arn),
+        )
         monkeypatch.setattr(app, "pipeline", lambda: pipeline)
+        monkeypatch.setattr(app, "api_context", lambda: context)
         from chalice.test import Client
 
         with Client(app.app) as client:
@@ -119,28 +170,79 @@ def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str,
             client.lambda_.invoke(
                 "notify", client.events.generate_sns_event(message=json.dumps({"type": "image.rejected", "source_key": "k"}))
             )
+            # a source deleted by its owner: renditions removed, record marked
+            s3.put_object(Bucket=settings.upload_bucket, Key="uploads/gone.jpg", Body=fixture_bytes("orient_landscape_1.jpg"))
+            client.lambda_.invoke("process_upload", client.events.generate_s3_event(bucket=settings.upload_bucket, key="uploads/gone.jpg"))
+            s3.delete_object(Bucket=settings.upload_bucket, Key="uploads/gone.jpg")
+            client.lambda_.invoke(
+                "remove_renditions",
+                client.events.generate_s3_event(bucket=settings.upload_bucket, key="uploads/gone.jpg", event_name="ObjectRemoved:Delete"),
+            )
+            # a reprocess job from the queue
+            s3.put_object(Bucket=settings.upload_bucket, Key="uploads/again.jpg", Body=fixture_bytes("orient_landscape_2.jpg"))
+            job = json.dumps({"bucket": settings.upload_bucket, "key": "uploads/again.jpg", "profile_version": "x"})
+            client.lambda_.invoke("reprocess", client.events.generate_sqs_event([job], queue_name=settings.reprocess_queue))
+            # every API route, through an upload made with the presigned form
+            role[0] = "api"
+            ticket = json.loads(
+                client.http.post(
+                    "/uploads",
+                    body=json.dumps({"filename": "api.jpg", "content_type": "image/jpeg"}),
+                    headers={"Content-Type": "application/json"},
+                ).body
+            )
+            form = ticket["upload"]
+            policy_conditions = json.loads(__import__("base64").b64decode(form["fields"]["policy"]))["conditions"]
+            calls.append(
+                ("api", "s3", "PresignedPost", {"Bucket": settings.upload_bucket, "Key": ticket["key"], "conditions": policy_conditions})
+            )
+            role[0] = ""  # the client's own POST to S3 (moto routes it through botocore's hooks)
+            requests.post(
+                form["url"], data=form["fields"], files={"file": ("api.jpg", fixture_bytes("orient_landscape_1.jpg"))}, timeout=10
+            )
+            role[0] = "handlers"
+            client.lambda_.invoke(
+                "process_upload", client.events.generate_s3_event(bucket=settings.upload_bucket, key=quote_plus(ticket["key"]))
+            )
+            role[0] = "api"
+            for path in ("/images", "/images?status=processed", f"/images/{ticket['image_id']}", "/health"):
+                assert client.http.get(path).status_code == 200, path
+            assert client.http.delete(f"/images/{ticket['image_id']}?source=true").status_code == 200
         yield calls
         aws_clients.reset()
 
 
-def test_every_call_the_code_makes_is_allowed(prod_calls: list[tuple[str, str, dict[str, Any]]]) -> None:
-    seen = {(service, op) for service, op, _ in prod_calls}
+def test_every_call_the_code_makes_is_allowed(prod_calls: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+    seen = {(role, service, op) for role, service, op, _ in prod_calls}
     assert {
-        ("s3", "HeadObject"),
-        ("s3", "GetObject"),
-        ("s3", "PutObject"),
-        ("s3", "DeleteObjects"),
-        ("sns", "Publish"),
-        ("dynamodb", "PutItem"),
+        ("handlers", "s3", "HeadObject"),
+        ("handlers", "s3", "GetObject"),
+        ("handlers", "s3", "PutObject"),
+        ("handlers", "s3", "DeleteObjects"),
+        ("handlers", "sns", "Publish"),
+        ("handlers", "dynamodb", "PutItem"),
+        ("api", "dynamodb", "Query"),
+        ("api", "dynamodb", "DescribeTable"),
+        ("api", "dynamodb", "DeleteItem"),
+        ("api", "s3", "HeadBucket"),
+        ("api", "s3", "GetObject"),  # presigned GET of a rendition
+        ("api", "s3", "PresignedPost"),
+        ("api", "s3", "DeleteObjects"),
+        ("api", "sns", "GetTopicAttributes"),
     } <= seen
-    for service, operation, params in prod_calls:
-        assert (service, operation) in ACTIONS, f"{service}:{operation} is not mapped to an IAM action: add it here and to policy-prod.json"
+    queried = {params["IndexName"] for _, service, op, params in prod_calls if op == "Query"}
+    assert queried == {"by_updated", "by_status"}
+    assert all(op != "Scan" for _, _, op, _ in prod_calls)
+    for role, service, operation, params in prod_calls:
+        assert (service, operation) in ACTIONS, f"{service}:{operation} is not mapped to an IAM action: add it here and to the policy"
         action, template = ACTIONS[(service, operation)]
         if not action:
             continue
-        if operation == "Publish" and not params["TopicArn"].startswith("arn:"):
+        if operation in ("Publish", "GetTopicAttributes") and not params["TopicArn"].startswith("arn:"):
             params["TopicArn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{params['TopicArn']}"
         keys = [o["Key"] for o in params["Delete"]["Objects"]] if operation == "DeleteObjects" else [params.get("Key")]
         for key in keys:
             resource = template.format(**{**params, "Key": key})
-            assert allowed(action, resource), f"{service}:{operation} needs {action} on {resource}, which policy-prod.json does not allow"
+            assert allowed(action, resource, POLICIES[role]), (
+                f"{service}:{operation} needs {action} on {resource}, which {POLICY_FILES[role]} does not allow"
+            )

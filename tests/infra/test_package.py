@@ -17,6 +17,14 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 POLICY = json.loads((ROOT / ".chalice" / "policy-prod.json").read_text())
+PROD_CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["prod"]
+
+
+def policy_file(handler: str) -> str:
+    """The policy Chalice gives a function: its own iam_policy_file, else the stage's."""
+    return str(PROD_CONFIG.get("lambda_functions", {}).get(handler, {}).get("iam_policy_file") or PROD_CONFIG["iam_policy_file"])
+
+
 REGION, ACCOUNT, SUFFIX = "us-east-1", "123456789012", "0a1b2c3d"
 
 
@@ -150,16 +158,18 @@ def _allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
 
 
 def test_generated_roles_carry_exactly_policy_prod(packaged: tuple[Path, dict[str, Any]]) -> None:
-    """tests/functional/test_policy.py proves policy-prod.json allows every call the code
-    makes; here: the roles Terraform creates get that policy and nothing else."""
+    """tests/functional/test_policy.py proves the prod policies allow every call the code
+    makes; here: each role Terraform creates gets its function's policy and nothing else."""
     _, template = packaged
     resources = template["resource"]
     roles = resources["aws_iam_role"]
     assert set(roles) == set(resources["aws_iam_role_policy"])
-    for name, role in roles.items():
-        trust = json.loads(role["assume_role_policy"])
+    for handler, function in resources["aws_lambda_function"].items():
+        name = function["role"].split(".")[1]
+        trust = json.loads(roles[name]["assume_role_policy"])
         assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "lambda.amazonaws.com"}], name
-        assert json.loads(resources["aws_iam_role_policy"][name]["policy"]) == POLICY
+        expected = json.loads((ROOT / ".chalice" / policy_file(handler)).read_text())
+        assert json.loads(resources["aws_iam_role_policy"][name]["policy"]) == expected, handler
     for kind in ("aws_iam_policy", "aws_iam_role_policy_attachment", "aws_iam_policy_attachment"):
         assert kind not in resources, f"{kind} would widen the roles beyond policy-prod.json"
     for function in resources["aws_lambda_function"].values():

@@ -146,6 +146,12 @@ def test_packaged_prod_applies_against_moto(
 
     # one notification on the upload bucket, to the processor, for uploads/ only
     notification = s3.get_bucket_notification_configuration(Bucket=uploads)["LambdaFunctionConfigurations"]
+    wanted = [
+        (f["events"], re.sub(r"\$\{aws_lambda_function\.(\w+)\.arn\}", r"image-pipeline-prod-\1", f["lambda_function_arn"]))
+        for n in packaged[1]["resource"]["aws_s3_bucket_notification"].values()
+        for f in n["lambda_function"]
+    ]
+    assert sorted((n["Events"], n["LambdaFunctionArn"].rsplit(":", 1)[-1]) for n in notification) == sorted(wanted)
     created = [n for n in notification if "s3:ObjectCreated:*" in n["Events"]]
     assert len(created) == 1 and created[0]["LambdaFunctionArn"].endswith(":function:image-pipeline-prod-process_upload")
     assert [(r["Name"].lower(), r["Value"]) for r in created[0]["Filter"]["Key"]["FilterRules"]] == [("prefix", "uploads/")]
@@ -180,7 +186,8 @@ def test_packaged_prod_applies_against_moto(
         g["logGroupName"]: g.get("retentionInDays")
         for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/image-pipeline-prod")["logGroups"]
     }
-    assert groups == {f"/aws/lambda/image-pipeline-prod-{h}": 7 for h in packaging.functions(packaged[1])}
+    functions = packaged[1]["resource"]["aws_lambda_function"]
+    assert groups == {f"/aws/lambda/{f['function_name']}": 7 for f in functions.values()}
     filters = logs.describe_metric_filters(logGroupName="/aws/lambda/image-pipeline-prod-process_upload")["metricFilters"]
     assert {f["metricTransformations"][0]["metricName"] for f in filters} >= {"Processed", "Rejected", "Failed", "ProcessingTime"}
 

@@ -1,0 +1,487 @@
+"""`make bench`: our renditions vs the older scripts' code vs libvips, on real photos.
+
+    python -m bench.run [--corpus DIR] [--repeats N] [--threads 1,2] [--out bench/results]
+
+Every repeat runs every approach once on the same photo, in a rotating order, so a noisy
+(shared) machine slows both sides of a ratio alike; ratios are taken pair by pair within a
+repeat and the median is reported. Peak RSS is measured once per approach in a fresh
+process (`--child`). Quality: PSNR of each web rendition against a full-decode Lanczos
+reference, for ours and for libvips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import PIL
+from PIL import Image, ImageChops, ImageCms, ImageOps, ImageStat
+
+from bench import approaches
+from chalicelib.presets import WEB
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
+# Goals from issue 6.
+GOAL_VIPS_RATIO = 0.9
+GOAL_CLASSIC_SPEEDUP = 3.0
+GOAL_FLOOR_MULTIPLE = 4.0
+GOAL_RSS_22MP_MB = 160.0
+GOAL_RSS_50MP_MB = 512.0
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def _jobs(
+    data: bytes, name: str, threads: list[int], *, vips: bool, classic: bool, handler: approaches.Handler | None
+) -> dict[str, Callable[[], object]]:
+    jobs: dict[str, Callable[[], object]] = {"floor": lambda: approaches.decode_floor(data)}
+    if classic:
+        jobs["naive_classic"] = lambda: approaches.naive_classic(data)
+    for t in threads:
+        jobs[f"ours_web_{t}t"] = lambda t=t: approaches.ours(data, "web", t)  # type: ignore[misc]
+        if classic:
+            jobs[f"ours_classic_{t}t"] = lambda t=t: approaches.ours(data, "classic", t)  # type: ignore[misc]
+        if vips:
+            jobs[f"vips_web_{t}t"] = lambda t=t: approaches.vips_web(data, t)  # type: ignore[misc]
+        if handler is not None:
+            jobs[f"handler_web_{t}t"] = lambda t=t: handler.run(data, name, t)  # type: ignore[misc]
+    return jobs
+
+
+def time_photo(
+    data: bytes,
+    name: str,
+    threads: list[int],
+    *,
+    repeats: int,
+    naive_repeats: int,
+    vips: bool,
+    classic: bool,
+    handler: approaches.Handler | None,
+) -> dict[str, list[float]]:
+    jobs = _jobs(data, name, threads, vips=vips, classic=classic, handler=handler)
+    for job in jobs.values():  # warm-up: caches (ICC transforms, imports), not measured
+        with contextlib.redirect_stdout(io.StringIO()):
+            job()
+    times: dict[str, list[float]] = {key: [] for key in jobs}
+    names = list(jobs)
+    for rep in range(repeats):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for key in order:
+            if key == "naive_classic" and rep >= naive_repeats:
+                continue
+            with contextlib.redirect_stdout(io.StringIO()):
+                times[key].append(_timed(jobs[key]))
+    return times
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _pair_ratio(a: list[float], b: list[float]) -> float | None:
+    """Median of per-repeat ratios a[i]/b[i] (both measured in the same repeat)."""
+    pairs = [x / y for x, y in zip(a, b, strict=False) if y > 0]
+    return statistics.median(pairs) if pairs else None
+
+
+# --- quality ------------------------------------------------------------------------------------
+
+
+def reference_image(data: bytes) -> Image.Image:
+    """Full decode, upright, sRGB through the embedded profile: what an ideal pipeline sees."""
+    image: Image.Image = Image.open(io.BytesIO(data))
+    image.load()
+    icc = image.info.get("icc_profile")
+    image = ImageOps.exif_transpose(image)
+    if icc and image.mode in ("RGB", "CMYK"):
+        with contextlib.suppress(ImageCms.PyCMSError, OSError, ValueError):
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            if converted is not None:
+                image = converted
+    return image.convert("RGB")
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    mse = sum(v**2 for v in ImageStat.Stat(ImageChops.difference(a, b)).rms) / 3
+    return 99.0 if mse == 0 else 20 * math.log10(255 / math.sqrt(mse))
+
+
+def quality(reference: Image.Image, outputs: dict[str, bytes]) -> dict[str, dict[str, float | int]]:
+    """PSNR (dB) of each rendition against the reference resized with Lanczos to its size."""
+    cover = {p.name for p in WEB.presets if p.fit == "cover"}
+    report: dict[str, dict[str, float | int]] = {}
+    for preset, blob in outputs.items():
+        image = Image.open(io.BytesIO(blob)).convert("RGB")
+        if preset in cover:
+            ideal = ImageOps.fit(reference, image.size, Image.Resampling.LANCZOS)
+        else:
+            ideal = reference.resize(image.size, Image.Resampling.LANCZOS)
+        report[preset] = {"psnr": round(psnr(image, ideal), 2), "bytes": len(blob), "width": image.width, "height": image.height}
+    return report
+
+
+# --- peak memory in a fresh process --------------------------------------------------------------
+
+
+def child(kind: str, photo: Path, threads: int) -> None:
+    """Run one approach once in this (fresh) process and print its peak RSS."""
+    data = photo.read_bytes()
+    start = time.perf_counter()
+    if kind == "ours_web":
+        approaches.ours(data, "web", threads)
+    elif kind == "ours_classic":
+        approaches.ours(data, "classic", threads)
+    elif kind == "vips_web":
+        approaches.vips_web(data, threads)
+    elif kind == "naive_classic":
+        approaches.naive_classic(data)
+    elif kind == "handler_web":
+        with contextlib.redirect_stdout(io.StringIO()):
+            approaches.Handler().run(data, photo.name, threads)
+    else:
+        raise SystemExit(f"unknown child {kind}")
+    elapsed = (time.perf_counter() - start) * 1000
+    print(json.dumps({"maxrss_mb": _peak_rss_mb(), "ms": elapsed}))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from
+    the forked parent, so a child of a big parent would report the parent's size."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss(kind: str, photo: Path, threads: int) -> dict[str, float] | None:
+    cmd = [sys.executable, "-m", "bench.run", "--child", kind, "--photo", str(photo), "--threads", str(threads)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603 - our own script
+    if result.returncode != 0:
+        print(f"  ! {kind} on {photo.name} failed in a fresh process: {result.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def make_50mp(source: Path, directory: Path) -> Path:
+    """A 50 MP JPEG (just under MAX_SOURCE_PIXELS) by upscaling a corpus photo."""
+    image = ImageOps.exif_transpose(Image.open(source)).convert("RGB")
+    scale = math.sqrt(49_900_000 / (image.width * image.height))
+    big = image.resize((int(image.width * scale), int(image.height * scale)), Image.Resampling.BICUBIC)
+    path = directory / f"synthetic_50mp_from_{source.stem}.jpg"
+    big.save(path, "JPEG", quality=90)
+    return path
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 0, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def summarise(photos: list[dict[str, Any]], threads: list[int], rss_50mp: dict[str, Any] | None) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for t in threads:
+        ratios = [p["ratios"].get(f"ours_vips_web_{t}t") for p in photos]
+        values = [r for r in ratios if r is not None]
+        summary[f"web_ours_over_vips_{t}t"] = _median(values)
+        speedups = [p["ratios"].get(f"naive_over_ours_classic_{t}t") for p in photos]
+        summary[f"classic_speedup_{t}t"] = _median([s for s in speedups if s is not None])
+        floors = [p["ratios"].get(f"ours_web_{t}t_over_floor") for p in photos if p["megapixels"] >= 12]
+        summary[f"web_over_floor_max_{t}t_12mp_plus"] = max((f for f in floors if f is not None), default=None)
+    big = [p for p in photos if p["megapixels"] >= 20]
+    if big:
+        summary["rss_mb_22mp"] = {k: v["maxrss_mb"] for k, v in big[0].get("rss", {}).items() if v}
+    if rss_50mp:
+        summary["rss_mb_50mp"] = {k: v["maxrss_mb"] for k, v in rss_50mp.items() if v}
+    return summary
+
+
+def goals(summary: dict[str, Any], threads: list[int]) -> list[tuple[str, bool | None, str]]:
+    out: list[tuple[str, bool | None, str]] = []
+    for t in threads:
+        r = summary.get(f"web_ours_over_vips_{t}t")
+        out.append(
+            (f"1. web ours/pyvips median, {t} thread(s) <= {GOAL_VIPS_RATIO}", None if r is None else r <= GOAL_VIPS_RATIO, _fmt(r, 2))
+        )
+    for t in threads:
+        s = summary.get(f"classic_speedup_{t}t")
+        out.append(
+            (
+                f"2. classic naive/ours median, {t} thread(s) >= {GOAL_CLASSIC_SPEEDUP}x",
+                None if s is None else s >= GOAL_CLASSIC_SPEEDUP,
+                _fmt(s, 1, "x"),
+            )
+        )
+    for t in threads:
+        f = summary.get(f"web_over_floor_max_{t}t_12mp_plus")
+        out.append(
+            (
+                f"3. web ours/decode floor, worst photo >= 12 MP, {t} thread(s) <= {GOAL_FLOOR_MULTIPLE}x",
+                None if f is None else f <= GOAL_FLOOR_MULTIPLE,
+                _fmt(f, 1, "x"),
+            )
+        )
+    rss22 = summary.get("rss_mb_22mp", {}).get("ours_web")
+    out.append(
+        (
+            f"4a. peak RSS, 22 MP JPEG, web render (whole process) <= {GOAL_RSS_22MP_MB:.0f} MB",
+            None if rss22 is None else rss22 <= GOAL_RSS_22MP_MB,
+            _fmt(rss22, 0, " MB"),
+        )
+    )
+    rss50 = summary.get("rss_mb_50mp", {})
+    worst50 = max(rss50.values(), default=None)
+    out.append(
+        (
+            f"4b. peak RSS, 50 MP JPEG, worst of {sorted(rss50)} <= {GOAL_RSS_50MP_MB:.0f} MB",
+            None if worst50 is None else worst50 <= GOAL_RSS_50MP_MB,
+            _fmt(worst50, 0, " MB"),
+        )
+    )
+    return out
+
+
+def print_table(photos: list[dict[str, Any]], threads: list[int], summary: dict[str, Any], rss_50mp: dict[str, Any] | None) -> None:
+    print()
+    print("Median ms per photo (ratios: median of per-repeat pairs)")
+    head = f"{'photo':<36}{'MP':>5}{'floor':>7}"
+    for t in threads:
+        head += f"{f'ours{t}t':>9}{f'vips{t}t':>9}{'o/v':>6}"
+    for t in threads:
+        head += f"{f'cls{t}t':>8}"
+    head += f"{'naive':>8}{'naive/cls':>10}{f'o{threads[-1]}t/floor':>12}"
+    if any(f"handler_web_{t}t" in p["median_ms"] for p in photos for t in threads):
+        head += f"{f'handler{threads[-1]}t':>11}"
+    print(head)
+    for p in photos:
+        m, r = p["median_ms"], p["ratios"]
+        row = f"{p['name'][:35]:<36}{p['megapixels']:>5.1f}{_fmt(m.get('floor')):>7}"
+        for t in threads:
+            row += f"{_fmt(m.get(f'ours_web_{t}t')):>9}{_fmt(m.get(f'vips_web_{t}t')):>9}{_fmt(r.get(f'ours_vips_web_{t}t'), 2):>6}"
+        for t in threads:
+            row += f"{_fmt(m.get(f'ours_classic_{t}t')):>8}"
+        t_last = threads[-1]
+        row += f"{_fmt(m.get('naive_classic')):>8}{_fmt(r.get(f'naive_over_ours_classic_{t_last}t'), 1, 'x'):>10}"
+        row += f"{_fmt(r.get(f'ours_web_{t_last}t_over_floor'), 1, 'x'):>12}"
+        if f"handler_web_{t_last}t" in m:
+            row += f"{_fmt(m.get(f'handler_web_{t_last}t')):>11}"
+        print(row)
+    print()
+    print("Quality (web set, PSNR dB vs full-decode Lanczos reference, min over renditions) and bytes")
+    print(f"{'photo':<36}{'ours dB':>9}{'vips dB':>9}{'ours KB':>9}{'vips KB':>9}")
+    for p in photos:
+        q = p.get("quality", {})
+        ours_q, vips_q = q.get("ours", {}), q.get("vips", {})
+        row = f"{p['name'][:35]:<36}{_fmt(min((v['psnr'] for v in ours_q.values()), default=None), 1):>9}"
+        row += f"{_fmt(min((v['psnr'] for v in vips_q.values()), default=None), 1):>9}"
+        row += f"{_fmt(sum(v['bytes'] for v in ours_q.values()) / 1024 if ours_q else None):>9}"
+        row += f"{_fmt(sum(v['bytes'] for v in vips_q.values()) / 1024 if vips_q else None):>9}"
+        print(row)
+    rss_rows = [(p["name"], p.get("rss", {})) for p in photos if p.get("rss")]
+    if rss_50mp:
+        rss_rows.append(("synthetic 50 MP JPEG", rss_50mp))
+    if rss_rows:
+        kinds = sorted({k for _, rss in rss_rows for k in rss})
+        print()
+        print("Peak RSS, MB (fresh process each: interpreter + libraries + one run)")
+        print(f"{'photo':<36}" + "".join(f"{k:>15}" for k in kinds))
+        for name, rss in rss_rows:
+            print(f"{name[:35]:<36}" + "".join(f"{_fmt((rss.get(k) or {}).get('maxrss_mb')):>15}" for k in kinds))
+    print()
+    print("Goals")
+    for text, ok, value in goals(summary, threads):
+        print(f"  [{'PASS' if ok else 'FAIL' if ok is False else ' -- '}] {text}: {value}")
+
+
+def plot(photos: list[dict[str, Any]], threads: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    series = [("naive_classic", "older scripts (classic, 1 thread)", "s", "tab:red")]
+    for t in threads:
+        series += [
+            (f"ours_classic_{t}t", f"ours classic, {t} thread(s)", "D", "tab:orange"),
+            (f"vips_web_{t}t", f"pyvips web, {t} thread(s)", "^", "tab:blue"),
+            (f"ours_web_{t}t", f"ours web, {t} thread(s)", "o", "tab:green"),
+        ]
+    series.append(("floor", "JPEG full decode (floor)", "x", "tab:gray"))
+    for key, label, marker, colour in series:
+        points = sorted((p["megapixels"], p["median_ms"][key] / p["megapixels"]) for p in photos if p["median_ms"].get(key))
+        if points:
+            style = "--" if key.endswith("1t") else "-"
+            ax.plot([x for x, _ in points], [y for _, y in points], style, marker=marker, color=colour, label=label)
+    ax.set_xlabel("source megapixels")
+    ax.set_ylabel("ms per megapixel (median)")
+    ax.set_yscale("log")
+    ax.set_title("image-pipeline: time per megapixel")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="directory of photos (default ../shared/corpus)")
+    parser.add_argument("--pattern", default="photo_*.jpg", help="glob inside --corpus")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--naive-repeats", type=int, default=3, help="the naive code takes seconds per photo")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--no-vips", action="store_true")
+    parser.add_argument("--no-handler", action="store_true")
+    parser.add_argument("--no-classic", action="store_true", help="skip the classic profile and the older scripts' code")
+    parser.add_argument("--no-rss", action="store_true", help="skip fresh-process peak memory runs (and the 50 MP one)")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--photo", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        child(args.child, args.photo, int(args.threads))
+        return 0
+
+    threads = [int(t) for t in args.threads.split(",")]
+    photos_paths = sorted(args.corpus.glob(args.pattern))
+    if not photos_paths:
+        print(f"no photos matching {args.pattern} in {args.corpus}", file=sys.stderr)
+        return 2
+    vips_version = None if args.no_vips else approaches.vips_available()
+    if not args.no_vips and vips_version is None:
+        print("pyvips is not installed: `make bench` installs bench/requirements.txt (or pass --no-vips)", file=sys.stderr)
+        return 2
+    handler = None if args.no_handler else approaches.Handler()
+    load_before = os.getloadavg()
+    print(
+        f"{len(photos_paths)} photos, {args.repeats} repeats (naive {min(args.naive_repeats, args.repeats)}), threads {threads}, "
+        f"libvips {vips_version or 'skipped'}, CPUs {len(os.sched_getaffinity(0))}, load average {load_before[0]:.2f}"
+    )
+
+    photos: list[dict[str, Any]] = []
+    for path in photos_paths:
+        data = path.read_bytes()
+        with Image.open(path) as im:
+            megapixels = im.width * im.height / 1e6
+        print(f"  {path.name} ({megapixels:.1f} MP) ...", flush=True)
+        times = time_photo(
+            data,
+            path.name,
+            threads,
+            repeats=args.repeats,
+            naive_repeats=args.naive_repeats,
+            vips=vips_version is not None,
+            classic=not args.no_classic,
+            handler=handler,
+        )
+        medians = {k: _median(v) for k, v in times.items()}
+        ratios: dict[str, float | None] = {}
+        for t in threads:
+            ratios[f"ours_vips_web_{t}t"] = _pair_ratio(times[f"ours_web_{t}t"], times.get(f"vips_web_{t}t", []))
+            ratios[f"naive_over_ours_classic_{t}t"] = _pair_ratio(times.get("naive_classic", []), times.get(f"ours_classic_{t}t", []))
+            ratios[f"ours_web_{t}t_over_floor"] = _pair_ratio(times[f"ours_web_{t}t"], times["floor"])
+        reference = reference_image(data)
+        qual = {"ours": quality(reference, approaches.ours(data, "web", threads[-1]))}
+        if vips_version:
+            qual["vips"] = quality(reference, approaches.vips_web(data, threads[-1]))
+        entry: dict[str, Any] = {
+            "name": path.name,
+            "megapixels": round(megapixels, 2),
+            "bytes": len(data),
+            "times_ms": times,
+            "median_ms": medians,
+            "ratios": ratios,
+            "quality": qual,
+        }
+        if not args.no_classic:
+            entry["classic_outputs"] = {
+                "ours": sorted(approaches.ours(data, "classic", threads[-1])),
+                "naive": sorted(approaches.naive_classic(data)),
+            }
+        if not args.no_rss:
+            kinds = (
+                ["ours_web", "ours_classic", "naive_classic"]
+                + (["vips_web"] if vips_version else [])
+                + ([] if args.no_handler else ["handler_web"])
+            )
+            entry["rss"] = {k: peak_rss(k, path, threads[-1]) for k in kinds}
+        photos.append(entry)
+
+    rss_50mp = None
+    if not args.no_rss:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = max(photos_paths, key=lambda p: p.stat().st_size)
+            big = make_50mp(source, Path(tmp))
+            print(f"  {big.name} (50 MP, fresh processes) ...", flush=True)
+            kinds = ["ours_web", "ours_classic"] + ([] if args.no_handler else ["handler_web"])
+            rss_50mp = {k: peak_rss(k, big, threads[-1]) for k in kinds}
+    if handler is not None:
+        handler.close()
+
+    summary = summarise(photos, threads, rss_50mp)
+    load_after = os.getloadavg()
+    result = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": len(os.sched_getaffinity(0)),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "python": platform.python_version(),
+            "pillow": PIL.__version__,
+            "libvips": vips_version,
+            "platform": platform.platform(),
+        },
+        "settings": {"repeats": args.repeats, "naive_repeats": args.naive_repeats, "threads": threads, "corpus": str(args.corpus)},
+        "photos": photos,
+        "rss_50mp": rss_50mp,
+        "summary": summary,
+        "goals": [{"goal": g, "pass": ok, "value": v} for g, ok, v in goals(summary, threads)],
+    }
+    print_table(photos, threads, summary, rss_50mp)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    for name in (f"bench-{stamp}.json", "latest.json"):
+        (args.out / name).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    print(f"\nJSON: {args.out / f'bench-{stamp}.json'}")
+    if not args.no_plot:
+        plot(photos, threads, args.out / "time_per_mp.png")
+        print(f"plot: {args.out / 'time_per_mp.png'}")
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (2-core machine shared with other work)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

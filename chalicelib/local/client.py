@@ -1,0 +1,116 @@
+"""`upload` and `status`: drive a running local stack from another terminal."""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import aws
+from chalicelib.local.stack import apply_environment, local_environment, stage_config, upload_file
+from chalicelib.local.watcher import files_in
+from chalicelib.settings import LocalSettings, Settings
+
+
+class NoStack(RuntimeError):
+    pass
+
+
+def _connect(local: LocalSettings) -> Settings:
+    try:  # a quick look first: boto3 would retry a refused connection for seconds
+        with urllib.request.urlopen(f"{local.endpoint_url}/moto-api/", timeout=3):  # noqa: S310 - loopback URL we built
+            pass
+    except urllib.error.HTTPError:
+        pass  # something answers
+    except OSError as exc:
+        raise NoStack(str(exc)) from None
+    apply_environment(local_environment(stage_config(local.stage, local), local.endpoint_url))
+    return Settings.from_env()
+
+
+def _unreachable(local: LocalSettings, exc: Exception) -> int:
+    print(f"error: no local stack answers at {local.endpoint_url} ({exc}). Start it with `make run`.", file=sys.stderr)
+    return 1
+
+
+def upload(local: LocalSettings, paths: list[Path]) -> int:
+    """Files go to UPLOAD_PREFIX + their name (inbox files keep their inbox path); a folder's
+    files keep their path below the folder's parent."""
+    try:
+        settings = _connect(local)
+    except NoStack as exc:
+        return _unreachable(local, exc)
+    s3 = aws.client("s3", settings.region)
+    inbox = local.inbox.resolve()
+    planned: list[tuple[Path, str]] = []
+    for given in paths:
+        path = given.resolve()
+        if path.is_dir():
+            planned += [(file, settings.upload_prefix + file.relative_to(path.parent).as_posix()) for file in files_in(path)]
+        elif path.is_file():
+            relative = path.relative_to(inbox) if path.is_relative_to(inbox) else Path(path.name)
+            planned.append((path, settings.upload_prefix + relative.as_posix()))
+        else:
+            print(f"error: {given} is not a file or folder", file=sys.stderr)
+            return 2
+    try:
+        for path, key in planned:
+            upload_file(s3, settings.upload_bucket, key, path)
+            print(f"uploaded s3://{settings.upload_bucket}/{key}")
+    except (BotoCoreError, ClientError) as exc:
+        return _unreachable(local, exc)
+    return 0
+
+
+def status(local: LocalSettings) -> int:
+    try:
+        settings = _connect(local)
+    except NoStack as exc:
+        return _unreachable(local, exc)
+    ddb, sqs, s3 = (aws.client(name, settings.region) for name in ("dynamodb", "sqs", "s3"))
+    try:
+        print(f"local stack at {local.endpoint_url} (stage {local.stage})")
+        print("catalog:")
+        for state in ("processed", "rejected", "failed"):
+            print(f"  {state:<10} {_count(ddb, settings.catalog_table, 'by_status', 'status', state)}")
+        print("buckets:")
+        for bucket in (settings.upload_bucket, settings.processed_bucket):
+            print(f"  {bucket:<40} {_objects(s3, bucket)} objects")
+        print("queues (waiting / in flight):")
+        for url in sqs.list_queues().get("QueueUrls", []):
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            name = url.rsplit("/", 1)[-1]
+            flag = "  <- dead letters" if name.endswith("-dlq") and attributes["ApproximateNumberOfMessages"] != "0" else ""
+            print(f"  {name:<52} {attributes['ApproximateNumberOfMessages']} / {attributes['ApproximateNumberOfMessagesNotVisible']}{flag}")
+    except (BotoCoreError, ClientError) as exc:
+        return _unreachable(local, exc)
+    return 0
+
+
+def _count(ddb: Any, table: str, index: str, key: str, value: str) -> int:
+    total, start = 0, None
+    while True:
+        extra: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+        page = ddb.query(
+            TableName=table,
+            IndexName=index,
+            KeyConditionExpression="#k = :v",
+            ExpressionAttributeNames={"#k": key},
+            ExpressionAttributeValues={":v": {"S": value}},
+            Select="COUNT",
+            **extra,
+        )
+        total += int(page["Count"])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return total
+
+
+def _objects(s3: Any, bucket: str) -> int:
+    return sum(page.get("KeyCount", 0) for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket))

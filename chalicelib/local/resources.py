@@ -1,0 +1,222 @@
+"""Create the stage's AWS resources in the emulator and wire the app's event sources.
+
+The wiring is derived from the app's own registrations (`app.event_sources`), the same list
+`chalice deploy`/`chalice package` turn into S3 notifications, SNS subscriptions and SQS
+event source mappings, so a handler added to app.py is wired here with no second list:
+
+- `@app.on_s3_event`: bucket notification (events, prefix, suffix) -> SQS queue
+- `@app.on_sns_message`: topic subscription -> SQS queue
+- `@app.on_sqs_message`: the handler's own queue (plus `<queue>-dlq`)
+
+The relay (relay.py) long-polls those queues and invokes the handlers. Two more queues
+serve the local stack itself: changes under OUTPUT_PREFIX in the processed bucket (the
+outbox mirror) and the events topic (the live log).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+from chalice.app import S3EventConfig, SNSEventConfig, SQSEventConfig
+
+from chalicelib.settings import Settings
+
+ACCOUNT_ID = "123456789012"  # moto's default account; the dev stage's ARNs use it
+RouteKind = Literal["s3", "sns", "sqs"]
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    memory_mb: int
+    timeout_s: int
+
+
+@dataclass(frozen=True)
+class Route:
+    """One event source of the app, delivered through an SQS queue to one handler."""
+
+    handler: str  # key in app.handler_map
+    kind: RouteKind
+    source: str  # bucket, topic ARN or queue name (for people)
+    queue_name: str
+    queue_url: str
+    queue_arn: str
+    dead_letter_name: str
+    dead_letter_url: str
+    function_name: str  # what Lambda would call it: <app>-<stage>-<handler>
+    memory_mb: int
+    timeout_s: int
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class Wiring:
+    routes: tuple[Route, ...]
+    mirror_queue_url: str
+    monitor_queue_url: str
+    topics: dict[str, str]  # name -> ARN
+    queues: dict[str, str]  # name -> URL, every queue the stack made
+    buckets: tuple[str, ...]
+    not_relayed: tuple[str, ...] = field(default=())  # handlers of kinds the relay does not run
+
+
+def topic_name(topic: str) -> str:
+    """Event sources and settings name a topic either by name or by ARN."""
+    return topic.rsplit(":", 1)[-1] if topic.startswith("arn:") else topic
+
+
+def provision(
+    clients: Callable[[str], Any],
+    settings: Settings,
+    *,
+    app_name: str,
+    stage: str,
+    event_sources: Iterable[Any],
+    function_config: Callable[[str], FunctionConfig],
+) -> Wiring:
+    """Create every resource the stage needs (idempotent) and return how events flow."""
+    s3, sqs, sns, ddb = clients("s3"), clients("sqs"), clients("sns"), clients("dynamodb")
+    queues: dict[str, str] = {}
+    topics: dict[str, str] = {}
+
+    def queue(name: str, visibility_s: int = 30) -> tuple[str, str]:
+        url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility_s)})["QueueUrl"]
+        queues[name] = url
+        return url, f"arn:aws:sqs:{settings.region}:{ACCOUNT_ID}:{name}"
+
+    def topic(name_or_arn: str) -> str:
+        name = topic_name(name_or_arn)
+        topics[name] = arn = str(sns.create_topic(Name=name)["TopicArn"])
+        return arn
+
+    def subscribe(topic_arn: str, queue_arn: str) -> None:
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"})
+
+    buckets = [settings.upload_bucket, settings.processed_bucket]
+    topic(settings.events_topic)
+    if settings.alerts_topic_arn:
+        topic(settings.alerts_topic_arn)
+    _create_table(ddb, settings.catalog_table)
+
+    routes: list[Route] = []
+    notifications: dict[str, list[dict[str, Any]]] = {}
+    not_relayed: list[str] = []
+    for source in event_sources:
+        function_name = f"{app_name}-{stage}-{source.name}"
+        config = function_config(source.name)
+        # The relay holds a message through the first try and two retries.
+        visibility = 3 * config.timeout_s + 60
+        if isinstance(source, SQSEventConfig):
+            name = source.queue or str(source.queue_arn).rsplit(":", 1)[-1]
+            dead_letter = f"{name}-dlq"
+            batch = max(1, min(int(source.batch_size or 1), 10))
+        elif isinstance(source, S3EventConfig | SNSEventConfig):
+            name, dead_letter, batch = f"{function_name}-events", f"{function_name}-dlq", 1
+        else:
+            not_relayed.append(f"{source.name} ({type(source).__name__})")
+            continue
+        url, arn = queue(name, visibility)
+        dead_letter_url, _ = queue(dead_letter)
+        if isinstance(source, S3EventConfig):
+            kind: RouteKind = "s3"
+            if source.bucket not in buckets:
+                buckets.append(source.bucket)
+            notifications.setdefault(source.bucket, []).append(
+                _queue_notification(source.name, arn, source.events or ["s3:ObjectCreated:*"], source.prefix, source.suffix)
+            )
+            described = f"s3://{source.bucket}/{source.prefix or ''}*{source.suffix or ''} {','.join(source.events or [])}"
+        elif isinstance(source, SNSEventConfig):
+            kind = "sns"
+            described = topic(source.topic)
+            subscribe(described, arn)
+        else:
+            kind, described = "sqs", name
+        routes.append(
+            Route(
+                source.name,
+                kind,
+                described,
+                name,
+                url,
+                arn,
+                dead_letter,
+                dead_letter_url,
+                function_name,
+                config.memory_mb,
+                config.timeout_s,
+                batch,
+            )
+        )
+
+    # The local stack's own taps: every rendition written or removed, and every event.
+    mirror_url, mirror_arn = queue(f"{app_name}-{stage}-local-outbox")
+    notifications.setdefault(settings.processed_bucket, []).append(
+        _queue_notification("local-outbox", mirror_arn, ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"], settings.output_prefix, "")
+    )
+    monitor_url, monitor_arn = queue(f"{app_name}-{stage}-local-monitor")
+    subscribe(topics[topic_name(settings.events_topic)], monitor_arn)
+
+    for bucket in buckets:
+        _create_bucket(s3, bucket)
+    for bucket, configs in notifications.items():
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configs})
+    return Wiring(tuple(routes), mirror_url, monitor_url, topics, queues, tuple(buckets), tuple(not_relayed))
+
+
+def _queue_notification(name: str, queue_arn: str, events: list[str], prefix: str | None, suffix: str | None) -> dict[str, Any]:
+    config: dict[str, Any] = {"Id": name, "QueueArn": queue_arn, "Events": list(events)}
+    rules = [{"Name": rule, "Value": value} for rule, value in (("prefix", prefix), ("suffix", suffix)) if value]
+    if rules:
+        config["Filter"] = {"Key": {"FilterRules": rules}}
+    return config
+
+
+def _create_bucket(s3: Any, bucket: str) -> None:
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+            raise
+
+
+def _create_table(ddb: Any, table: str) -> None:
+    """The catalog as the shared contract defines it: key `image_id`, GSIs `by_updated` and
+    `by_status`, both projecting all attributes."""
+    indexes = [("by_updated", "listing"), ("by_status", "status")]
+    try:
+        ddb.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"} for name in ("image_id", "listing", "status", "updated_at")
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": index,
+                    "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}, {"AttributeName": "updated_at", "KeyType": "RANGE"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index, hash_key in indexes
+            ],
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+
+
+def describe(wiring: Wiring) -> list[str]:
+    """Human lines: how each event source reaches its handler."""
+    lines = [
+        f"{route.source} -> sqs:{route.queue_name} -> {route.handler} (dead letters: {route.dead_letter_name})" for route in wiring.routes
+    ]
+    lines += [f"{name}: not run locally" for name in wiring.not_relayed]
+    return lines
+
+
+def dumps(wiring: Wiring) -> str:
+    return json.dumps({"routes": [route.__dict__ for route in wiring.routes], "queues": wiring.queues, "topics": wiring.topics})

@@ -1,0 +1,28 @@
+"""`make bench` itself is not part of the suite (timing goals are never unit-tested); this
+only proves the script runs end to end and writes a usable result, on one small fixture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+
+
+def test_bench_runs_on_one_fixture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import run
+
+    args = ["--corpus", str(FIXTURES), "--pattern", "orient_landscape_6.jpg", "--repeats", "1", "--threads", "2"]
+    code = run.main([*args, "--no-vips", "--no-rss", "--no-plot", "--out", str(tmp_path)])
+    assert code == 0
+    result = json.loads((tmp_path / "latest.json").read_text())
+    (photo,) = result["photos"]
+    for key in ("floor", "ours_web_2t", "ours_classic_2t", "naive_classic", "handler_web_2t"):
+        assert photo["median_ms"][key] > 0, key
+    assert photo["ratios"]["naive_over_ours_classic_2t"] > 0
+    # The quality check looks at real pixels: an upright, correctly sized rendition scores well.
+    assert min(v["psnr"] for v in photo["quality"]["ours"].values()) > 25
+    assert set(photo["classic_outputs"]["ours"]) == set(photo["classic_outputs"]["naive"])
+    assert "Goals" in capsys.readouterr().out

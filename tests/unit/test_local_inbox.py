@@ -1,0 +1,123 @@
+"""The local stack's folders: the inbox watcher, first-run seeding, and the live log that
+turns events and mirrored renditions into one line per image."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+from chalicelib.local.live import LiveLog, has_outputs, note_path
+from chalicelib.local.stack import SAMPLES_DIR, seed_inbox
+from chalicelib.local.watcher import InboxWatcher, files_in, upload_key
+from chalicelib.settings import Settings
+from tests.conftest import FIXTURES
+
+SETTINGS = Settings(upload_bucket="in-bucket", processed_bucket="out-bucket", catalog_table="catalog", events_topic="events")
+
+
+def _wait_for(condition, timeout: float = 10) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_inbox_files_are_handed_over_once_complete_with_their_folder(tmp_path: Path) -> None:
+    (tmp_path / ".hidden").write_text("x")
+    handed: list[Path] = []
+    seen: list[Path] = []
+    watcher = InboxWatcher(tmp_path, lambda path, at: handed.append(path), lambda path, at: seen.append(path))
+    watcher.start()
+    try:
+        (tmp_path / "album").mkdir()
+        # shutil.copy2 closes the file, then sets its mode and times: still one upload.
+        shutil.copy2(FIXTURES / "orient_landscape_1.jpg", tmp_path / "album" / "one.jpg")
+        (tmp_path / "album" / "two.jpg.part").write_bytes(b"partial download")
+        _wait_for(lambda: handed)
+        time.sleep(0.8)  # longer than two settle times: a second hand-over would show
+        assert [p.relative_to(tmp_path) for p in handed] == [Path("album/one.jpg")]
+        assert seen == handed
+        # Changed content is handed over again.
+        (tmp_path / "album" / "one.jpg").write_bytes(b"new content")
+        _wait_for(lambda: len(handed) == 2)
+        assert len(handed) == 2
+    finally:
+        watcher.stop()
+    assert [upload_key("uploads/", tmp_path, p) for p in files_in(tmp_path)] == ["uploads/album/one.jpg"]
+
+
+def test_first_run_seeds_the_samples_and_never_touches_an_existing_inbox(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    assert seed_inbox(inbox)
+    seeded = {p.relative_to(inbox) for p in files_in(inbox)}
+    assert seeded == {p.relative_to(SAMPLES_DIR) for p in files_in(SAMPLES_DIR)} - {Path("SOURCES.md")}
+    assert len(seeded) >= 3
+    (inbox / "landscape.jpg").unlink()
+    assert not seed_inbox(inbox)
+    assert not (inbox / "landscape.jpg").exists()
+
+
+def test_restart_knows_which_inbox_files_already_have_outputs(tmp_path: Path) -> None:
+    (tmp_path / "shop" / "shoe.jpg").mkdir(parents=True)
+    assert not has_outputs(SETTINGS, tmp_path, "uploads/shop/shoe.jpg")  # an empty folder is no output
+    (tmp_path / "shop" / "shoe.jpg" / "w320.jpg").write_bytes(b"x")
+    assert has_outputs(SETTINGS, tmp_path, "uploads/shop/shoe.jpg")
+    assert note_path(SETTINGS, tmp_path, "uploads/bad.jpg", ".rejected.txt") == tmp_path / "bad.jpg.rejected.txt"
+    assert not has_outputs(SETTINGS, tmp_path, "uploads/bad.jpg")
+    (tmp_path / "bad.jpg.rejected.txt").write_text("rejected")
+    assert has_outputs(SETTINGS, tmp_path, "uploads/bad.jpg")
+    # A key that cannot be mirrored safely maps inside the outbox, never outside it.
+    odd = note_path(SETTINGS, tmp_path, "uploads/a/../../etc/passwd", ".rejected.txt")
+    assert odd.resolve().is_relative_to(tmp_path) and "_by-id" in odd.parts
+
+
+def _envelope(body: dict[str, object]) -> dict[str, object]:
+    return {"Type": "Notification", "Message": json.dumps(body)}
+
+
+def test_live_log_prints_an_image_when_its_last_rendition_is_in_the_outbox(tmp_path: Path) -> None:
+    out = io.StringIO()
+    live = LiveLog(out, SETTINGS, tmp_path)
+    start = time.time()
+    live.landed("uploads/a.jpg", start)
+    live.landed("uploads/bad.jpg", start)
+    live.landed("uploads/a.jpg", start + 5)  # the same file seen again while in flight: counted once
+    keys = ["renditions/a.jpg/thumbnail.jpg", "renditions/a.jpg/w320.jpg"]
+    live.mirrored(keys[0], start + 1, True)  # may arrive before the event
+    live.event(
+        _envelope(
+            {"type": "image.processed", "source_key": "uploads/a.jpg", "renditions": [{"key": k} for k in keys], "renditions_bytes": 2048}
+        )
+    )
+    assert out.getvalue() == "", "not done before every rendition is in the outbox"
+    live.mirrored(keys[1], start + 2, True)
+    live.event(_envelope({"type": "image.rejected", "source_key": "uploads/bad.jpg", "error_code": "not_an_image", "error": "text"}))
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["[1/2]", "processed", "uploads/a.jpg", "2", "renditions", "2.0", "KB", "2.00", "s"]
+    assert lines[1].startswith("[2/2]   rejected   uploads/bad.jpg  not_an_image: text")
+    assert lines[2].startswith("batch done: 2 images in ") and "(1 processed, 1 rejected, 0 failed), 2 renditions" in lines[2]
+    assert "not_an_image: text" in (tmp_path / "bad.jpg.rejected.txt").read_text()
+    # A later good version of the same key clears the rejection note.
+    live.event(_envelope({"type": "image.processed", "source_key": "uploads/bad.jpg", "renditions": [], "renditions_bytes": 0}))
+    assert not (tmp_path / "bad.jpg.rejected.txt").exists()
+
+
+def test_a_parked_upload_is_reported_with_its_reason_where_the_user_looks(tmp_path: Path) -> None:
+    from chalicelib.local.relay import DeadLetter
+    from chalicelib.local.resources import Route
+
+    out = io.StringIO()
+    live = LiveLog(out, SETTINGS, tmp_path)
+    live.landed("uploads/shop/shoe.jpg", time.time())
+    route = Route(
+        "process_upload", "s3", "s3://in-bucket", "q", "url", "arn", "q-dlq", "dlq-url", "image-pipeline-dev-process_upload", 2048, 120
+    )
+    event = {"Records": [{"s3": {"bucket": {"name": "in-bucket"}, "object": {"key": "uploads/shop/shoe.jpg"}}}]}
+    live.dead_letter(DeadLetter(route, event, "ClientError: SlowDown", 3))
+    line, summary = out.getvalue().splitlines()
+    assert line.startswith("[1/1]   FAILED     uploads/shop/shoe.jpg  ClientError: SlowDown (parked in q-dlq;")
+    assert "(0 processed, 0 rejected, 1 failed)" in summary
+    note = (tmp_path / "shop" / "shoe.jpg.failed.txt").read_text()
+    assert "failed after 3 attempts: ClientError: SlowDown" in note and "q-dlq" in note
