@@ -45,7 +45,9 @@ _SAFE_NAME_CHARS = 100
 _IMAGE_ID = re.compile(r"^[0-9a-f]{32}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,512}$")  # urlsafe base64 without padding
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})?$")
-LISTABLE_STATUSES = (Status.PROCESSED.value, Status.REJECTED.value, Status.FAILED.value)
+LISTABLE_STATUSES = (Status.PROCESSED.value, Status.REJECTED.value, Status.FAILED.value, Status.DELETED.value)
+# Tombstones of sources their owner deleted (see service.remove_source) are listed only on request.
+HIDDEN_BY_DEFAULT = (Status.DELETED.value,)
 # What the processor can decode (it identifies files by content; this only gates the form).
 UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp", "image/avif")
 _TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-ms-bmp": "image/bmp", "image/x-png": "image/png"}
@@ -147,7 +149,7 @@ def list_images(api: Api, query: Mapping[str, str] | None) -> Reply:
     limit = parse_limit(query.get("limit"))
     status = parse_status(query.get("status"))
     after = decode_cursor(query.get("next"), status)
-    page = api.catalog.list_images(status=status, limit=limit, after=after)
+    page = api.catalog.list_images(status=status, limit=limit, after=after, exclude=() if status else HIDDEN_BY_DEFAULT)
     items = [summary_view(api, record) for record in page.items]
     return json_reply({"items": items, "next": encode_cursor(page.last, status) if page.last else None})
 

@@ -10,15 +10,13 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 Record = dict[str, Any]
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 _CONDITION = "attribute_not_exists(image_id) OR attribute_not_exists(sequencer) OR sequencer <= :sequencer"
 LISTING = "images"  # the constant partition of GSI `by_updated` (every record carries it)
 _MAX_QUERY_ROUNDS = 10  # a page needs more than one Query only when DynamoDB hits its 1 MB cap
@@ -62,8 +60,9 @@ class Catalog(Protocol):
         """Delete only if the record is still the one written at `updated_at`; False if it changed."""
         ...
 
-    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None) -> Page:
-        """Newest first (by `updated_at`), optionally only one status; `after` is a previous Page.last."""
+    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
+        """Newest first (by `updated_at`), optionally only one status or without some statuses;
+        `after` is a previous Page.last."""
         ...
 
 
@@ -108,9 +107,10 @@ class DynamoCatalog:
             raise
         return True
 
-    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None) -> Page:
+    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
         # A Query on a GSI, never a Scan. One extra item is read so the last page says so
-        # (next = null) instead of handing out a cursor that leads to an empty page.
+        # (next = null) instead of handing out a cursor that leads to an empty page. Excluded
+        # statuses are filtered server-side, which can shorten a round: hence the loop.
         index, attribute, value = index_for(status)
         items: list[Record] = []
         start = {k: {"S": v} for k, v in after.items()} if after else None
@@ -126,6 +126,10 @@ class DynamoCatalog:
             }
             if start:
                 kwargs["ExclusiveStartKey"] = start
+            if exclude:
+                kwargs["FilterExpression"] = " AND ".join(f"#s <> :x{n}" for n in range(len(exclude)))
+                kwargs["ExpressionAttributeNames"]["#s"] = "status"
+                kwargs["ExpressionAttributeValues"].update({f":x{n}": {"S": x} for n, x in enumerate(exclude)})
             response = self._db.query(**kwargs)
             items.extend(from_item(item) for item in response.get("Items", []))
             start = response.get("LastEvaluatedKey")
@@ -167,10 +171,12 @@ class MemoryCatalog:
             del self.items[image_id]
             return True
 
-    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None) -> Page:
+    def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
         _, attribute, value = index_for(status)
         with self._lock:
-            matching = [r for r in self.items.values() if r.get(attribute) == value and r.get("updated_at")]
+            matching = [
+                r for r in self.items.values() if r.get(attribute) == value and r.get("updated_at") and r.get("status") not in exclude
+            ]
         matching.sort(key=lambda r: (r["updated_at"], r["image_id"]), reverse=True)
         if after:
             mark = (after["updated_at"], after["image_id"])
@@ -179,13 +185,24 @@ class MemoryCatalog:
         return Page(page, index_key(page[-1], status) if len(matching) > limit else None)
 
 
+@cache
+def _codec() -> tuple[Any, Any]:
+    # boto3's (de)serializer, imported on first use: `import boto3` costs ~200 ms, which a
+    # cold start that never touches the catalog (the notifier) should not pay.
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
 def to_item(record: Mapping[str, Any]) -> dict[str, Any]:
     """DynamoDB attribute map; None values are dropped (DynamoDB has no use for them)."""
-    return {k: _SERIALIZER.serialize(_plain(v)) for k, v in record.items() if v is not None}
+    serializer = _codec()[0]
+    return {k: serializer.serialize(_plain(v)) for k, v in record.items() if v is not None}
 
 
 def from_item(item: Mapping[str, Any]) -> Record:
-    return {k: _native(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+    deserializer = _codec()[1]
+    return {k: _native(deserializer.deserialize(v)) for k, v in item.items()}
 
 
 def _plain(value: Any) -> Any:

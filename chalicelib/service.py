@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -187,33 +188,42 @@ def process_upload(pipeline: Pipeline, upload: Upload) -> Outcome:
         if source.size == 0 and upload.key.endswith("/"):
             return ignored(upload, "folder marker", attempt.image_id)
         try:
-            result = _read_and_render(attempt, source)
+            result, stored = _read_and_render(attempt, source)
         except RejectedInput as rejection:
             return _reject(attempt, rejection)
-        return _store(attempt, source, result)
+        return _store(attempt, source, result, stored)
     except Exception as exc:
         _fail(attempt, exc)
         raise
 
 
-def _read_and_render(attempt: Attempt, source: SourceObject) -> render.RenderResult:
-    settings = attempt.pipeline.settings
+def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.RenderResult, list[StoredRendition]]:
+    """Read, render, and write each rendition as soon as it is encoded (uploads overlap the
+    remaining encodes). If rendering fails, what was already written is removed again."""
+    pipeline, settings = attempt.pipeline, attempt.pipeline.settings
     _check_size(source, settings.max_source_bytes)
     mark = time.perf_counter()
-    data = attempt.pipeline.store.get(source)
+    data = pipeline.store.get(source)
     attempt.timed("read", mark)
     mark = time.perf_counter()
-    workers = render.worker_count(settings.max_workers)
-    result = render.render(data, attempt.pipeline.profile, attempt.pipeline.limits, source_stem(source.key), workers=workers)
+    workers = render.worker_count(settings.max_workers, settings.lambda_memory_mb)
+    writer = _RenditionWriter(pipeline, source, output_folder(settings, attempt.upload.key), attempt.previous, workers)
+    try:
+        result = render.render(
+            data, pipeline.profile, pipeline.limits, source_stem(source.key), workers=workers, on_rendition=writer.submit
+        )
+    except BaseException:
+        writer.abandon()
+        raise
     attempt.timed("render", mark)
-    return result
-
-
-def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult) -> Outcome:
-    pipeline, upload = attempt.pipeline, attempt.upload
     mark = time.perf_counter()
-    stored = _write_renditions(pipeline, source, output_folder(pipeline.settings, upload.key), result.renditions, attempt.previous)
-    attempt.timed("write", mark)
+    stored = writer.finish(result.renditions)
+    attempt.timed("write", mark)  # only the uploads still running when the last encode ended
+    return result, stored
+
+
+def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, stored: list[StoredRendition]) -> Outcome:
+    pipeline, upload = attempt.pipeline, attempt.upload
     now = pipeline.clock().isoformat(timespec="milliseconds")
     record = _compact(
         {
@@ -298,46 +308,68 @@ def _check_size(source: SourceObject, limit: int) -> None:
         raise RejectedInput(ErrorCode.TOO_LARGE, f"{source.size:,} bytes exceeds MAX_SOURCE_BYTES ({limit:,})")
 
 
-def _write_renditions(
-    pipeline: Pipeline, source: SourceObject, folder: str, renditions: Sequence[Rendition], previous: Record | None
-) -> list[StoredRendition]:
-    """Upload all renditions concurrently. On failure, remove what this attempt added (keys
-    the previous record still lists are kept, so the catalog never points at nothing)."""
-    settings = pipeline.settings
-    planned = [(r, folder + r.filename) for r in renditions]
+class _RenditionWriter:
+    """Uploads renditions concurrently as the encoders hand them over (`submit` is called
+    from encoder threads). On failure, removes what this attempt added: keys the previous
+    record still lists are kept, so the catalog never points at nothing."""
 
-    def put(item: tuple[Rendition, str]) -> str:
-        rendition, key = item
-        pipeline.store.put(
+    def __init__(self, pipeline: Pipeline, source: SourceObject, folder: str, previous: Record | None, workers: int) -> None:
+        self.pipeline, self.source, self.folder, self.previous = pipeline, source, folder, previous
+        # Uploads are I/O: a few per CPU, bounded by the client's connection pool (16).
+        self.pool = ThreadPoolExecutor(max_workers=min(16, workers * 4), thread_name_prefix="upload")
+        self.futures: dict[str, Future[str]] = {}
+        self.lock = threading.Lock()
+
+    def submit(self, rendition: Rendition) -> None:
+        future = self.pool.submit(self._put, rendition, self.folder + rendition.filename)
+        with self.lock:
+            self.futures[rendition.preset] = future
+
+    def _put(self, rendition: Rendition, key: str) -> str:
+        settings = self.pipeline.settings
+        self.pipeline.store.put(
             settings.processed_bucket,
             key,
             rendition.data,
             content_type=rendition.content_type,
             metadata={
-                "source-key": _ascii(source.key),
-                "source-etag": source.etag,
+                "source-key": _ascii(self.source.key),
+                "source-etag": self.source.etag,
                 "preset": rendition.preset,
-                "profile-version": pipeline.profile.version,
+                "profile-version": self.pipeline.profile.version,
             },
         )
         return key
 
-    workers = max(1, min(len(planned), render.worker_count(settings.max_workers) * 4))
-    written: list[str] = []
-    errors: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
-        for future in [pool.submit(put, item) for item in planned]:
+    def _settle(self) -> tuple[list[str], list[BaseException]]:
+        self.pool.shutdown(wait=True)
+        written: list[str] = []
+        errors: list[BaseException] = []
+        for future in self.futures.values():
             try:
                 written.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+            except Exception as exc:  # noqa: BLE001 - collected and re-raised by the caller
                 errors.append(exc)
-    if errors:
-        keep = {r["key"] for r in (previous or {}).get("renditions", [])}
-        _best_effort(
-            lambda: pipeline.store.delete(settings.processed_bucket, [k for k in written if k not in keep]), "clean up partial renditions"
-        )
-        raise errors[0]
-    return [StoredRendition(r.preset, key, r.format, r.width, r.height, r.size) for r, key in planned]
+        return written, errors
+
+    def finish(self, renditions: Sequence[Rendition]) -> list[StoredRendition]:
+        written, errors = self._settle()
+        if errors:
+            self._remove(written)
+            raise errors[0]
+        return [StoredRendition(r.preset, self.folder + r.filename, r.format, r.width, r.height, r.size) for r in renditions]
+
+    def abandon(self) -> None:
+        """Rendering failed: wait for the uploads in flight, then remove what they wrote."""
+        written, _ = self._settle()
+        self._remove(written)
+
+    def _remove(self, written: list[str]) -> None:
+        keep = {r["key"] for r in (self.previous or {}).get("renditions", [])}
+        stale = [k for k in written if k not in keep]
+        if stale:
+            bucket = self.pipeline.settings.processed_bucket
+            _best_effort(lambda: self.pipeline.store.delete(bucket, stale), "clean up partial renditions")
 
 
 def _delete_stale(pipeline: Pipeline, previous: Record | None, current: Iterable[str]) -> None:

@@ -38,6 +38,7 @@ class Settings:
     max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
     max_frames: int = DEFAULT_MAX_FRAMES
     max_workers: int = 0  # 0: derived from the CPUs available (see imaging.render)
+    lambda_memory_mb: int = 0  # AWS_LAMBDA_FUNCTION_MEMORY_SIZE, set by Lambda (0 elsewhere)
     reprocess_queue: str = DEFAULT_REPROCESS_QUEUE  # SQS queue name the `reprocess` handler consumes
     region: str = "us-east-1"
     endpoint_url: str | None = None
@@ -63,6 +64,7 @@ class Settings:
             max_source_pixels=_positive_int(env, "MAX_SOURCE_PIXELS", DEFAULT_MAX_SOURCE_PIXELS),
             max_frames=_positive_int(env, "MAX_FRAMES", DEFAULT_MAX_FRAMES),
             max_workers=_positive_int(env, "MAX_WORKERS", 0, allow_zero=True),
+            lambda_memory_mb=_positive_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, allow_zero=True),
             reprocess_queue=_queue_name(env, "REPROCESS_QUEUE", DEFAULT_REPROCESS_QUEUE),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,

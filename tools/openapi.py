@@ -88,7 +88,7 @@ _RENDITION = {
 }
 _RECORD_PROPERTIES = {
     "image_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-    "status": {"type": "string", "enum": ["processed", "rejected", "failed"]},
+    "status": {"type": "string", "enum": list(api.LISTABLE_STATUSES)},
     "source_bucket": {"type": "string"},
     "source_key": {"type": "string"},
     "bytes": {"type": "integer"},
@@ -228,7 +228,13 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                 "pattern": "^[A-Za-z0-9_-]{1,512}$",
                 "description": "the opaque `next` token of the previous page (any other value is a 400)",
             },
-            {"name": "status", "in": "query", "type": "string", "enum": list(api.LISTABLE_STATUSES)},
+            {
+                "name": "status",
+                "in": "query",
+                "type": "string",
+                "enum": list(api.LISTABLE_STATUSES),
+                "description": "only this status; without it every image except `deleted` tombstones",
+            },
         ],
         "responses": {"200": {"description": "one page, newest first", "schema": _ref("ImageList")}, **_errors(400, 500)},
     },

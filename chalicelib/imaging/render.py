@@ -69,14 +69,22 @@ def _draft_request(plans: Sequence[Plan], transposed: bool) -> tuple[int, int]:
     return (height, width) if transposed else (width, height)
 
 
-def worker_count(configured: int = 0) -> int:
-    """Threads for encoding: what the function was given (Lambda scales vCPUs with memory)."""
+# Lambda gives one vCPU's worth of time per 1,769 MB of memory, whatever cpu_count() says.
+LAMBDA_MB_PER_VCPU = 1769
+
+
+def worker_count(configured: int = 0, memory_mb: int = 0) -> int:
+    """Threads for resizing and encoding: MAX_WORKERS if set, else the CPUs this process
+    may use, capped by what Lambda's memory size pays for (a fraction counts as one more:
+    2,048 MB gets 2 threads, 512 MB gets 1), at most 4."""
     if configured > 0:
         return configured
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cpus = os.cpu_count() or 1
+    if memory_mb > 0:
+        cpus = min(cpus, -(-memory_mb // LAMBDA_MB_PER_VCPU))
     return max(1, min(cpus, 4))
 
 
@@ -87,9 +95,12 @@ def render(
     stem: str,
     *,
     workers: int = 1,
+    on_rendition: Callable[[Rendition], None] | None = None,
 ) -> RenderResult:
     """Decode `data` once and produce every preset of `profile` that the source allows.
 
+    `on_rendition` is called with each rendition as soon as it is encoded (from the encoding
+    thread), so the caller can start writing it while the rest are still being made.
     Raises `RejectedInput` for anything that is not an acceptable image.
     """
     image = codec.open_image(data, limits)
@@ -108,7 +119,7 @@ def render(
         base.info.clear()  # colour is done: the profile must not be applied twice
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render") if workers > 1 else None
     try:
-        renditions = _Renderer(base, orientation, pool).run(plans, stem)
+        renditions = _Renderer(base, orientation, pool).run(plans, stem, on_rendition)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -117,8 +128,9 @@ def render(
 
 # Modes that resample correctly as decoded; colour and orientation are applied afterwards.
 _RESAMPLE_MODES = frozenset({"RGB", "L", "CMYK"})
-# Strips for the first, largest reduction: threads share it with no change to the pixels.
+# The first, largest reduction is shared by the threads in strips, from 1 MP of output up.
 _STRIPS_PER_WORKER = 2
+_STRIP_MIN_PIXELS = 1_000_000
 
 
 class _Renderer:
@@ -136,7 +148,7 @@ class _Renderer:
         self.orientation = orientation
         self.pool = pool
 
-    def run(self, plans: Sequence[Plan], stem: str) -> tuple[Rendition, ...]:
+    def run(self, plans: Sequence[Plan], stem: str, on_rendition: Callable[[Rendition], None] | None) -> tuple[Rendition, ...]:
         order = sorted(range(len(plans)), key=lambda i: plans[i].scaled[0] * plans[i].scaled[1], reverse=True)
         made: dict[tuple[int, int], Image.Image] = {}
         jobs: dict[int, Callable[[], Rendition]] = {}
@@ -153,7 +165,7 @@ class _Renderer:
                     start = self._finish(self._resize(self.base, stored(item.scaled)))
                 made[item.scaled] = start
             output = steps.cover(start, item.size) if item.preset.fit == "cover" else start
-            jobs[index] = _encoder(item, output, stem)
+            jobs[index] = _encoder(item, output, stem, on_rendition)
             if self.pool is not None:
                 futures[index] = self.pool.submit(jobs[index])
         if self.pool is None:
@@ -170,30 +182,43 @@ class _Renderer:
         return out
 
     def _resize(self, image: Image.Image, size: tuple[int, int]) -> Image.Image:
-        """steps.resize, split into horizontal strips over the pool for big images.
+        """steps.resize, with both Lanczos passes shared by the pool for big outputs.
 
-        Pillow computes each output row from the full source (the box only selects rows),
-        so the strips are bit-identical to one resize; its resampler releases the GIL.
+        Pillow resizes in two separable passes (horizontal, then vertical) and releases the
+        GIL. Each output row of the horizontal pass depends on one source row only, and each
+        column of the vertical pass on one column, so bands of rows, then of columns, give
+        exactly the pixels of a single resize (tested).
         """
-        if self.pool is None or image.size == size or size[1] < 64:
+        if self.pool is None or image.size == size or size[0] * size[1] < _STRIP_MIN_PIXELS:
             return steps.resize(image, size)
         image = steps.pre_reduce(image, size)
-        parts = self.pool._max_workers * _STRIPS_PER_WORKER
-        scale = image.size[1] / size[1]
-        bounds = [(size[1] * i // parts, size[1] * (i + 1) // parts) for i in range(parts)]
+        (width, height), parts = image.size, self.pool._max_workers * _STRIPS_PER_WORKER
+        if size[0] != width:
+            image = self._bands(image, (size[0], height), parts, rows=True)
+        if size[1] != height:
+            image = self._bands(image, size, parts, rows=False)
+        return image
 
-        def strip(rows: tuple[int, int]) -> Image.Image:
-            box = (0.0, rows[0] * scale, float(image.size[0]), rows[1] * scale)
-            return image.resize((size[0], rows[1] - rows[0]), steps.LANCZOS, box=box)
+    def _bands(self, image: Image.Image, size: tuple[int, int], parts: int, *, rows: bool) -> Image.Image:
+        assert self.pool is not None
+        length = image.size[1] if rows else image.size[0]
+        edges = [length * i // parts for i in range(parts + 1)]
+
+        def band(i: int) -> Image.Image:
+            if rows:  # horizontal pass on rows edges[i]:edges[i+1]
+                part = image.crop((0, edges[i], image.size[0], edges[i + 1]))
+                return part.resize((size[0], part.size[1]), steps.LANCZOS)
+            part = image.crop((edges[i], 0, edges[i + 1], image.size[1]))
+            return part.resize((part.size[0], size[1]), steps.LANCZOS)
 
         out = Image.new(image.mode, size)
-        for (top, _), piece in zip(bounds, self.pool.map(strip, bounds), strict=True):
-            out.paste(piece, (0, top))
+        for i, piece in enumerate(self.pool.map(band, range(parts))):
+            out.paste(piece, (0, edges[i]) if rows else (edges[i], 0))
         out.info = dict(image.info)
         return out
 
 
-def _encoder(item: Plan, image: Image.Image, stem: str) -> Callable[[], Rendition]:
+def _encoder(item: Plan, image: Image.Image, stem: str, on_rendition: Callable[[Rendition], None] | None) -> Callable[[], Rendition]:
     preset = item.preset
 
     def encode() -> Rendition:
@@ -203,7 +228,7 @@ def _encoder(item: Plan, image: Image.Image, stem: str) -> Callable[[], Renditio
         if preset.format == "JPEG":
             pixels = steps.flatten(pixels)
         data = codec.encode(pixels, preset.format, preset.quality, dict(preset.options))
-        return Rendition(
+        rendition = Rendition(
             preset=preset.name,
             filename=preset.output_filename(stem),
             format=preset.format,
@@ -212,5 +237,8 @@ def _encoder(item: Plan, image: Image.Image, stem: str) -> Callable[[], Renditio
             height=pixels.size[1],
             data=data,
         )
+        if on_rendition is not None:
+            on_rendition(rendition)
+        return rendition
 
     return encode

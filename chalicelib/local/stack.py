@@ -33,6 +33,7 @@ from chalicelib.settings import LocalSettings, Settings
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SAMPLES_DIR = PROJECT_DIR / "samples"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+LOCAL_REGION = "us-east-1"  # the dev stage's ARNs name it
 
 log = logging.getLogger("image_pipeline.local")
 
@@ -50,7 +51,8 @@ def local_environment(config: Config, endpoint_url: str) -> dict[str, str]:
         **config.environment_variables,
         **LOCAL_CREDENTIALS,
         "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_REGION": LOCAL_REGION,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
     }
 
 
@@ -87,25 +89,137 @@ class _Console:
             self.out.flush()
 
 
+class LocalStack:
+    """The emulator, the app's handlers behind the relay, the API server, and the folders."""
+
+    def __init__(self, local: LocalSettings, console: TextIO) -> None:
+        if local.aws_port == 0:
+            local = replace(local, aws_port=free_port())
+        if local.api_port == 0:
+            local = replace(local, api_port=free_port())
+        ensure_free(local.aws_port, "LOCAL_AWS_PORT")
+        ensure_free(local.api_port, "LOCAL_API_PORT")
+        self.local = local
+        self.inbox, self.outbox, self.logs = local.inbox.resolve(), local.outbox.resolve(), (local.log_dir / "logs").resolve()
+        for name, path in (("OUTBOX", self.outbox), ("LOCAL_LOG_DIR", self.logs)):
+            if path.is_relative_to(self.inbox) or self.inbox.is_relative_to(path):
+                # Every file written there would be uploaded again, forever.
+                raise StartupError(f"{name} ({path}) and INBOX ({self.inbox}) must not contain one another")
+        self.config = stage_config(local.stage, local)
+        apply_environment(local_environment(self.config, local.endpoint_url))
+        self.settings = Settings.from_env()
+        self.api_url = f"http://127.0.0.1:{local.api_port}"
+        self.console = console
+        self.say = _printer(console)
+        self.live = LiveLog(console, self.settings, self.outbox)
+        self._stoppers: list[Callable[[], None]] = []  # run in order by stop()
+        self._children: list[Child] = []
+        self._functions_log: TextIO | None = None
+        self._s3: Any = None
+
+    def start(self) -> None:
+        local, logs = self.local, self.logs
+        logs.mkdir(parents=True, exist_ok=True)
+        emulator = self._child("AWS emulator (moto)", ["moto.server", "-H", "127.0.0.1", "-p", str(local.aws_port)], "aws.log")
+        # The API server starts at once too (it imports the app); it is waited for last.
+        api = self._child(
+            "API (chalice local)", ["chalicelib.local", "api", "--port", str(local.api_port), "--stage", local.stage], "api.log"
+        )
+        emulator.wait_http(f"{local.endpoint_url}/moto-api/", timeout=60)
+        self.say(f"  aws emulator  {local.endpoint_url}  (moto server, log {_show(logs / 'aws.log')})")
+
+        self._capture_function_output()
+        app = self.config.chalice_app  # imports app.py with the stage's environment, as `chalice local` does
+        wiring = resources.provision(
+            lambda service: aws.client(service, self.settings.region),
+            self.settings,
+            app_name=app.app_name,
+            stage=local.stage,
+            event_sources=app.event_sources,
+            function_config=lambda name: _function_config(self.config, local.stage, name),
+        )
+        for line in resources.describe(wiring):
+            self.say(f"  wired         {line}")
+
+        self._s3, sqs = aws.client("s3", self.settings.region), aws.client("sqs", self.settings.region)
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        mirror = OutboxMirror(self._s3, self.outbox, self.settings.output_prefix, self.live.mirrored)
+        taps = [
+            QueueTap(sqs, wiring.mirror_queue_url, mirror.on_notification, "outbox-mirror"),
+            QueueTap(sqs, wiring.monitor_queue_url, self.live.event, "live-log"),
+        ]
+        for tap in taps:
+            tap.start()
+        self._stoppers.insert(0, lambda: stop_all(taps))  # after the relay: the last renditions still arrive
+        relay = Relay(
+            sqs,
+            app.handler_map,
+            wiring.routes,
+            concurrency=local.concurrency,
+            on_dead_letter=self.live.dead_letter,
+            on_overtime=self.live.overtime,
+        )
+        relay.start()
+        self._stoppers.insert(0, relay.stop)
+        self.say(f"  functions     {', '.join(r.handler for r in wiring.routes)}  (log {_show(logs / 'functions.log')})")
+
+        api.wait_http(self.api_url + "/", timeout=60)
+        self.say(f"  api           {self.api_url}  (chalice local, log {_show(logs / 'api.log')})")
+        if app.routes:
+            self.say(f"  routes        {', '.join(sorted(app.routes))}")
+
+        if seed_inbox(self.inbox):
+            self.say(f"  seeded        {_show(self.inbox)} with the sample images from {_show(SAMPLES_DIR)}")
+        watcher = InboxWatcher(self.inbox, self.hand_over, lambda path, at: self.live.landed(self._key(path), at))
+        watcher.start()
+        self._stoppers.insert(0, watcher.stop)
+
+    def waiting(self) -> list[Path]:
+        """Inbox files with no outputs yet (all of them after a fresh start of the emulator)."""
+        return [path for path in files_in(self.inbox) if not has_outputs(self.settings, self.outbox, self._key(path))]
+
+    def hand_over(self, path: Path, landed_at: float) -> None:
+        """An inbox file is complete: upload it (the bucket's notification does the rest)."""
+        key = self._key(path)
+        self.live.landed(key, landed_at)
+        try:
+            upload_file(self._s3, self.settings.upload_bucket, key, path)
+        except (OSError, BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            self.live.upload_failed(key, f"{type(exc).__name__}: {exc}")
+
+    def broken_child(self) -> Child | None:
+        return next((child for child in self._children if child.process.poll() is not None), None)
+
+    def stop(self) -> None:
+        """Inbox first, then the images in flight, the outbox, the API, the emulator."""
+        for stopper in self._stoppers:
+            try:
+                stopper()
+            except Exception:
+                log.warning("stopping failed", exc_info=True)
+        sys.stdout = self.console
+        if self._functions_log is not None:
+            self._functions_log.close()
+
+    def _key(self, path: Path) -> str:
+        return upload_key(self.settings.upload_prefix, self.inbox, path)
+
+    def _child(self, name: str, module_args: list[str], log_name: str) -> Child:
+        child = Child(name, [sys.executable, "-m", *module_args], self.logs / log_name, os.environ, PROJECT_DIR)
+        self._children.append(child)
+        self._stoppers.append(child.stop)
+        return child
+
+    def _capture_function_output(self) -> None:
+        """The functions' stdout (EMF lines) and Python logging go to logs/functions.log."""
+        self._functions_log = functions_log = (self.logs / "functions.log").open("a", buffering=1, encoding="utf-8")
+        sys.stdout = _Console(self.console, functions_log, self.local.verbose)
+        logging.basicConfig(stream=functions_log, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
 def run(local: LocalSettings) -> int:
     console = sys.stdout
-    if local.aws_port == 0:
-        local = replace(local, aws_port=free_port())
-    if local.api_port == 0:
-        local = replace(local, api_port=free_port())
-    ensure_free(local.aws_port, "LOCAL_AWS_PORT")
-    ensure_free(local.api_port, "LOCAL_API_PORT")
-    inbox, outbox, logs = local.inbox.resolve(), local.outbox.resolve(), (local.log_dir / "logs").resolve()
-    for name, path in (("OUTBOX", outbox), ("LOCAL_LOG_DIR", logs)):
-        if path.is_relative_to(inbox) or inbox.is_relative_to(path):
-            # Every file written there would be uploaded again, forever.
-            raise StartupError(f"{name} ({path}) and INBOX ({inbox}) must not contain one another")
-    logs.mkdir(parents=True, exist_ok=True)
-    config = stage_config(local.stage, local)
-    apply_environment(local_environment(config, local.endpoint_url))
-    settings = Settings.from_env()
-    api_url = f"http://127.0.0.1:{local.api_port}"
-
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -114,95 +228,28 @@ def run(local: LocalSettings) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-
-    say = _printer(console)
-    say(f"image-pipeline local stack: stage {local.stage}, profile {settings.presets}")
-    stoppers: list[Callable[[], None]] = []
-    functions_log = (logs / "functions.log").open("a", buffering=1, encoding="utf-8")
+    stack = LocalStack(local, console)
+    say = stack.say
+    say(f"image-pipeline local stack: stage {local.stage}, profile {stack.settings.presets}")
     try:
-        emulator = Child(
-            "AWS emulator (moto)",
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(local.aws_port)],
-            logs / "aws.log",
-            os.environ,
-            PROJECT_DIR,
-        )
-        stoppers.append(emulator.stop)
-        api = Child(
-            "API (chalice local)",
-            [sys.executable, "-m", "chalicelib.local", "api", "--port", str(local.api_port), "--stage", local.stage],
-            logs / "api.log",
-            os.environ,
-            PROJECT_DIR,
-        )
-        stoppers.append(api.stop)
-        emulator.wait_http(f"{local.endpoint_url}/moto-api/", timeout=60)
-        say(f"  aws emulator  {local.endpoint_url}  (moto server, log {_show(logs / 'aws.log')})")
-
-        # Functions log: stdout (the EMF lines) and Python logging go to the file.
-        sys.stdout = _Console(console, functions_log, local.verbose)
-        logging.basicConfig(stream=functions_log, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-        logging.getLogger("botocore").setLevel(logging.WARNING)
-        app = config.chalice_app  # imports app.py with the stage's environment
-
-        wiring = resources.provision(
-            lambda service: aws.client(service, settings.region),
-            settings,
-            app_name=app.app_name,
-            stage=local.stage,
-            event_sources=app.event_sources,
-            function_config=lambda name: _function_config(config, local.stage, name),
-        )
-        for line in resources.describe(wiring):
-            say(f"  wired         {line}")
-
-        s3, sqs = aws.client("s3", settings.region), aws.client("sqs", settings.region)
-        live = LiveLog(console, settings, outbox)
-        outbox.mkdir(parents=True, exist_ok=True)
-        mirror = OutboxMirror(s3, outbox, settings.output_prefix, live.mirrored)
-        taps = [
-            QueueTap(sqs, wiring.mirror_queue_url, mirror.on_notification, "outbox-mirror"),
-            QueueTap(sqs, wiring.monitor_queue_url, live.event, "live-log"),
-        ]
-        relay = Relay(
-            sqs, app.handler_map, wiring.routes, concurrency=local.concurrency, on_dead_letter=live.dead_letter, on_overtime=live.overtime
-        )
-        for tap in taps:
-            tap.start()
-        stoppers.insert(0, lambda: stop_all(taps))  # after the relay: the last renditions still arrive
-        relay.start()
-        stoppers.insert(0, relay.stop)
-        say(f"  functions     {', '.join(r.handler for r in wiring.routes)}  (log {_show(logs / 'functions.log')})")
-
-        api.wait_http(api_url + "/", timeout=60)
-        say(f"  api           {api_url}  (chalice local, log {_show(logs / 'api.log')})")
-
-        def hand_over(path: Path, landed_at: float) -> None:
-            key = upload_key(settings.upload_prefix, inbox, path)
-            live.landed(key, landed_at)
-            try:
-                upload_file(s3, settings.upload_bucket, key, path)
-            except (OSError, BotoCoreError, ClientError, S3UploadFailedError) as exc:
-                live.upload_failed(key, f"{type(exc).__name__}: {exc}")
-
-        if seed_inbox(inbox):
-            say(f"  seeded        {_show(inbox)} with the sample images from {_show(SAMPLES_DIR)}")
-        watcher = InboxWatcher(inbox, hand_over, lambda path, at: live.landed(upload_key(settings.upload_prefix, inbox, path), at))
-        watcher.start()
-        stoppers.insert(0, watcher.stop)
-        waiting = [p for p in files_in(inbox) if not has_outputs(settings, outbox, upload_key(settings.upload_prefix, inbox, p))]
+        stack.start()
+        waiting = stack.waiting()
         say(
-            f"  inbox         {_show(inbox)} -> outbox {_show(outbox)}"
+            f"  inbox         {_show(stack.inbox)} -> outbox {_show(stack.outbox)}"
             + (f"  ({len(waiting)} file(s) without outputs yet)" if waiting else "")
         )
-        say(f"ready: api={api_url} aws={local.endpoint_url} inbox={inbox} outbox={outbox}  (drop images into the inbox; Ctrl-C stops)")
+        say(
+            f"ready: api={stack.api_url} aws={stack.local.endpoint_url} inbox={stack.inbox} outbox={stack.outbox}"
+            "  (drop images into the inbox; Ctrl-C stops)"
+        )
         for path in waiting:
-            hand_over(path, time.time())
+            if stop.is_set():
+                break
+            stack.hand_over(path, time.time())
         while not stop.wait(0.5):
-            for child in (emulator, api):
-                if child.process.poll() is not None:
-                    say(f"error: {child.name} exited with code {child.process.returncode}:\n{child.log_tail()}")
-                    return 1
+            if (child := stack.broken_child()) is not None:
+                say(f"error: {child.name} exited with code {child.process.returncode}:\n{child.log_tail()}")
+                return 1
         say("stopping: finishing the images in flight...")
         return 0
     except StartupError as exc:
@@ -212,14 +259,8 @@ def run(local: LocalSettings) -> int:
         say("stopping now")
         return 130
     finally:
-        for stopper in stoppers:
-            try:
-                stopper()
-            except Exception:
-                log.warning("stopping failed", exc_info=True)
-        sys.stdout = console
-        functions_log.close()
-        say(f"stopped. outbox kept at {_show(outbox)}")
+        stack.stop()
+        say(f"stopped. outbox kept at {_show(stack.outbox)}")
 
 
 def seed_inbox(inbox: Path) -> bool:

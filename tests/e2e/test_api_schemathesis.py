@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.e2e.live_api import live_api
 
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 8
 ARTIFACTS = ROOT / "test-artifacts"
 
 # Narrowed, not dropped:

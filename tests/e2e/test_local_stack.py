@@ -22,7 +22,6 @@ import boto3
 import pytest
 from PIL import Image
 
-from chalicelib.local.processes import free_port
 from chalicelib.service import image_id_for
 from tests.conftest import CORPUS, DEV_ENV, FIXTURES, ROOT
 
@@ -37,8 +36,8 @@ class Stack:
     def __init__(self, tmp: Path, inbox: Path, outbox: Path) -> None:
         self.env = env = {
             **os.environ,
-            "LOCAL_AWS_PORT": str(free_port()),
-            "LOCAL_API_PORT": str(free_port()),
+            "LOCAL_AWS_PORT": "0",  # the stack picks free ports and names them on its ready line
+            "LOCAL_API_PORT": "0",
             "INBOX": str(inbox),
             "OUTBOX": str(outbox),
             "LOCAL_LOG_DIR": str(tmp / "local"),
@@ -127,6 +126,7 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
         ready = stack.wait_for_line("ready:", timeout=60)
         urls = dict(re.findall(r"(api|aws)=(\S+)", ready))
         assert set(urls) == {"api", "aws"}
+        stack.env["LOCAL_AWS_PORT"] = urls["aws"].rsplit(":", 1)[1]  # for the CLI below
         clients = {name: boto3.client(name, endpoint_url=urls["aws"], region_name="us-east-1") for name in ("sqs", "sns", "dynamodb", "s3")}
         # Listen on the alerts topic the way a person's e-mail subscription would.
         alerts_arn = DEV_ENV["ALERTS_TOPIC_ARN"]
@@ -136,14 +136,19 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
         children = stack.descendants()
         assert len(children) >= 2, "the emulator and the API server run as child processes"
 
+        # Prepared beside the inbox, then moved in at once (as `mv` or a file manager does):
+        # the four land together, so they make one batch.
+        staging = tmp_path / "staging"
+        (staging / "trip").mkdir(parents=True)
         good = {}
         for photo in _photos():
             good[f"uploads/{photo.name}"] = photo
-            shutil.copy(photo, inbox / photo.name)
-        (inbox / "trip").mkdir()
-        shutil.copy(FIXTURES / "orient_portrait_6.jpg", inbox / "trip" / "beach day.jpg")
+            shutil.copy(photo, staging / photo.name)
+        shutil.copy(FIXTURES / "orient_portrait_6.jpg", staging / "trip" / "beach day.jpg")
         good["uploads/trip/beach day.jpg"] = FIXTURES / "orient_portrait_6.jpg"
-        (inbox / "broken.jpg").write_bytes(BAD_TEXT)
+        (staging / "broken.jpg").write_bytes(BAD_TEXT)
+        for item in staging.iterdir():
+            item.rename(inbox / item.name)
 
         rejected_note = outbox / "broken.jpg.rejected.txt"
 
@@ -168,6 +173,9 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
                     assert image.size == (int(fields["width"]["N"]), int(fields["height"]["N"]))
             line = next(line for line in stack.lines if f" {key} " in line)
             assert f"{len(renditions)} renditions" in line and re.search(r"\d+\.\d\d s$", line), line
+        # The phone-style portrait (stored sideways, EXIF orientation 6) comes out upright.
+        with Image.open(outbox / "trip" / "beach day.jpg" / "w320.jpg") as upright:
+            assert upright.width == 320 and upright.height > upright.width
 
         # The bad file: rejected with its reason, in the catalog, the outbox and the log.
         bad = clients["dynamodb"].get_item(TableName=DEV_ENV["CATALOG_TABLE"], Key={"image_id": {"S": image_id_for("uploads/broken.jpg")}})[

@@ -180,7 +180,9 @@ def test_bad_listing_parameters(aws: dict[str, Any], client: Any) -> None:
         ("limit=101", "limit"),
         ("limit=ten", "limit"),
         ("limit=-1", "limit"),
-        ("status=deleted", "status"),
+        ("status=gone", "status"),
+        ("status=", "status"),
+        ("limit=", "limit"),
     ]:
         status, body = call(client, "GET", f"/images?{query}")
         assert (status, body["error"]["field"]) == (400, field), query
@@ -363,3 +365,20 @@ def test_gallery_page_is_self_contained_html(aws: dict[str, Any], client: Any) -
     assert "@import" not in page and "url(" not in page
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'sha256-" in csp and "unsafe-inline" not in csp
+
+
+def test_sources_deleted_by_their_owner_leave_the_listing(aws: dict[str, Any], client: Any) -> None:
+    kept = upload_and_process(aws, client, "kept.jpg", fixture_bytes("orient_landscape_1.jpg"))
+    gone = upload_and_process(aws, client, "gone.jpg", fixture_bytes("orient_landscape_2.jpg"))
+    aws["s3"].delete_object(Bucket=aws["env"]["UPLOAD_BUCKET"], Key=gone["key"])
+    removed = client.events.generate_s3_event(
+        bucket=aws["env"]["UPLOAD_BUCKET"], key=quote_plus(gone["key"]), event_name="ObjectRemoved:Delete"
+    )
+    client.lambda_.invoke("remove_renditions", removed)
+
+    _, listing = call(client, "GET", "/images?limit=1")  # the tombstone is newest: filtered, not an empty page
+    assert [i["image_id"] for i in listing["items"]] == [kept["image_id"]] and listing["next"] is None
+    _, tombstones = call(client, "GET", "/images?status=deleted")
+    assert [(i["image_id"], i["status"], i["thumbnail_url"]) for i in tombstones["items"]] == [(gone["image_id"], "deleted", None)]
+    status, image = call(client, "GET", f"/images/{gone['image_id']}")
+    assert status == 200 and image["status"] == "deleted" and image["renditions"] == []

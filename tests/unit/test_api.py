@@ -137,6 +137,9 @@ def test_memory_catalog_pages_like_dynamodb() -> None:
     assert ids == [record(n)["image_id"] for n in (4, 3, 2, 1, 0)] and third["next"] is None
     rejected = api.list_images(a, {"status": "rejected"}).body["items"]
     assert [i["image_id"] for i in rejected] == [record(3)["image_id"], record(1)["image_id"]]
+    a.catalog.put(record(9, status="deleted", renditions=[]))  # a tombstone: listed only on request
+    assert record(9)["image_id"] not in [i["image_id"] for i in api.list_images(a, {}).body["items"]]
+    assert [i["image_id"] for i in api.list_images(a, {"status": "deleted"}).body["items"]] == [record(9)["image_id"]]
 
 
 def test_health_degrades_when_a_resource_is_unreachable() -> None:

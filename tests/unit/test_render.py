@@ -52,6 +52,24 @@ def test_every_exif_orientation_comes_out_upright(kind: str, orientation: int) -
         assert mean_abs_diff(ours, upright.transpose(Image.Transpose.FLIP_LEFT_RIGHT)) > 12
 
 
+def test_threads_give_the_same_picture() -> None:
+    # With workers the first big resize is shared by threads in bands of rows, then columns.
+    # Lossless outputs show the pixels themselves: they must not move by a single value.
+    from chalicelib.presets import Preset, Profile
+
+    source = open_bytes(fixture_bytes("orient_landscape_6.jpg"))
+    big = io.BytesIO()
+    source.resize((2400, 3200), Image.Resampling.BICUBIC).save(big, "JPEG", quality=90, exif=source.info["exif"])
+    lossless = Profile("lossless", (Preset("large", "PNG", width=2048), Preset("small", "PNG", width=300)))
+    alone = {r.preset: r for r in render_all(big.getvalue(), lossless, workers=1).renditions}
+    shared = {r.preset: r for r in render_all(big.getvalue(), lossless, workers=3).renditions}
+    for name, rendition in alone.items():
+        assert (rendition.width, rendition.height) == (shared[name].width, shared[name].height)
+        assert rendition.width == (2048 if name == "large" else 300)
+        assert rendition.width > rendition.height, "upright: stored 2400x3200 with EXIF orientation 6"
+        assert shared[name].data == rendition.data, name
+
+
 def test_no_rendition_carries_source_metadata() -> None:
     # Orientation 6 has EXIF and an ICC profile; the CMYK one has Adobe/ICC/XMP segments.
     from PIL import PngImagePlugin

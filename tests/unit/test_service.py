@@ -175,6 +175,42 @@ def test_failed_rendition_upload_leaves_no_partial_outputs_and_raises() -> None:
     assert [m.attributes["event_type"] for m in p.notifier.messages] == ["image.failed"]
 
 
+def test_encoder_failure_after_some_renditions_were_written_removes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Renditions are uploaded as soon as each is encoded; if a later encode fails, the ones
+    # already written must not stay behind.
+    from chalicelib.imaging import codec
+
+    real_encode = codec.encode
+    written_before_failure: list[str] = []
+
+    def encode(image: Any, fmt: str, quality: int, options: dict[str, object]) -> bytes:
+        if fmt == "WEBP":
+            written_before_failure.extend(p.store.keys("out"))  # type: ignore[attr-defined]
+            raise MemoryError("encoder ran out of memory")
+        return real_encode(image, fmt, quality, options)
+
+    monkeypatch.setattr(codec, "encode", encode)
+    p = make_pipeline(settings=SETTINGS)
+    with pytest.raises(MemoryError):
+        upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
+    assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
+    record = p.catalog.get(service.image_id_for("uploads/cat.jpg"))
+    assert record is not None and record["status"] == "failed"
+
+
+def test_worker_count_follows_the_memory_lambda_pays_for() -> None:
+    from chalicelib.imaging import render
+
+    cpus = render.worker_count()
+    assert 1 <= cpus <= 4
+    assert render.worker_count(3) == 3  # MAX_WORKERS wins
+    assert render.worker_count(0, 512) == 1
+    assert render.worker_count(0, 1769) == 1
+    assert render.worker_count(0, 2048) == min(cpus, 2)
+    env = {"UPLOAD_BUCKET": "up", "PROCESSED_BUCKET": "out", "CATALOG_TABLE": "t", "EVENTS_TOPIC": "ev"}
+    assert Settings.from_env({**env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048"}).lambda_memory_mb == 2048
+
+
 def test_publish_failure_never_loses_a_processed_image(capsys: pytest.CaptureFixture[str]) -> None:
     class DeadNotifier(MemoryNotifier):
         def publish(self, *a: Any, **kw: Any) -> str:

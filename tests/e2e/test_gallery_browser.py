@@ -1,0 +1,124 @@
+"""The gallery in a real browser: headless Chromium (Debian's `chromium`, driven by
+Playwright) against the local stack (`python -m chalicelib.local run`: moto's server, the
+processor, `chalice local`). A person's path: open the page, see the seeded samples (the
+rejected one with its reason), pick a real photo, watch the progress bar, wait for its
+thumbnail, open the detail view and read every rendition. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import CORPUS, FIXTURES, ROOT
+from tests.e2e.test_local_stack import Stack
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+# Flags for a sandboxed CI container: no GPU, no first-run or background traffic (no network
+# beyond loopback in tests).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _photo() -> Path:
+    photo = CORPUS / "photo_8mp_iphone6.jpg"
+    return photo if photo.is_file() else FIXTURES / "alpha_paper_2048x1536.png"
+
+
+@pytest.fixture
+def browser() -> Any:
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium; .ci/run does it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        # Debian's browser, not `playwright install`: no download, and it is what CI installs.
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Any:
+    # No inbox folder yet: the stack seeds it with ./samples (photos, a GIF, a PNG and a
+    # text file named .jpg that must be rejected).
+    stack = Stack(tmp_path, tmp_path / "inbox", tmp_path / "outbox")
+    try:
+        ready = stack.wait_for_line("ready:", timeout=90)
+        yield dict(re.findall(r"(api|aws)=(\S+)", ready))
+    finally:
+        if stack.process.poll() is None:
+            stack.process.send_signal(signal.SIGINT)
+            try:
+                stack.process.wait(30)
+            except Exception:
+                stack.process.kill()
+                stack.process.wait(10)
+
+
+def test_upload_a_photo_and_read_its_renditions_in_the_gallery(browser: Any, stack: dict[str, str]) -> None:
+    api = stack["api"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(api + "/")
+
+    # The seeded samples arrive by polling; the text file is rejected and says why.
+    rejected = page.locator(".tile[data-status=rejected]", has_text="not-a-photo.jpg")
+    rejected.wait_for(timeout=60_000)
+    assert "not_an_image" in rejected.locator("[data-testid=reason]").inner_text()
+    page.locator(".tile[data-status=processed] img[data-testid=thumbnail]").first.wait_for(timeout=60_000)
+
+    # Upload through the file picker: POST /uploads, then the presigned POST to the emulator.
+    photo = _photo()
+    page.set_input_files("#picker", str(photo))
+    row = page.locator("[data-testid=upload-row]", has_text=photo.name)
+    row.locator("xpath=self::*[@data-image-id]").wait_for(timeout=30_000)
+    assert row.locator("progress").get_attribute("value") == "100"
+    image_id = row.get_attribute("data-image-id")
+    assert image_id and re.fullmatch(r"[0-9a-f]{32}", image_id)
+
+    # Its thumbnail appears once the processor has run, and the browser can load it.
+    tile = page.locator(f".tile[data-image-id='{image_id}'][data-status=processed]")
+    thumbnail = tile.locator("img[data-testid=thumbnail]")
+    thumbnail.wait_for(timeout=60_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle(), timeout=15_000)
+    assert thumbnail.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [150, 150]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "gallery-grid.png"), full_page=True)
+
+    # The detail view lists every rendition the API reports, with format, size and bytes.
+    record = requests.get(f"{api}/images/{image_id}", timeout=10).json()
+    assert record["status"] == "processed" and record["source_key"].endswith(photo.name)
+    tile.click()
+    rows = page.locator("[data-testid=rendition]")
+    rows.first.wait_for(timeout=15_000)
+    listed = {row.get_attribute("data-preset"): [cell.inner_text() for cell in row.locator("td").all()] for row in rows.all()}
+    assert set(listed) == {r["preset"] for r in record["renditions"]} and len(listed) >= 3
+    for rendition in record["renditions"]:
+        preset, fmt, size, size_bytes, saved = listed[rendition["preset"]]
+        assert (preset, fmt, size) == (rendition["preset"], rendition["format"], f"{rendition['width']}×{rendition['height']}")
+        assert size_bytes.endswith(("B", "KB", "MB"))
+        shown = float(re.search(r"\((-?[\d.]+)%\)", saved).group(1))  # type: ignore[union-attr]
+        assert abs(shown - 100 * (record["bytes"] - rendition["bytes"]) / record["bytes"]) < 0.06, saved
+    preview = page.locator("[data-testid=preview]")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=15_000)
+    page.screenshot(path=str(ARTIFACTS / "gallery-detail.png"))
+    assert errors == []
