@@ -16,6 +16,19 @@ from typing import Any
 NAMESPACE = "ImagePipeline"
 SERVICE = "image-pipeline"
 
+# Every metric the pipeline emits, with its unit (README "Logs and metrics" lists them; the
+# Terraform metric filters and alarms match these names). emit() refuses any other name.
+METRICS: dict[str, str] = {
+    "ImagesProcessed": "Count",
+    "ImagesRejected": "Count",
+    "ImagesFailed": "Count",
+    "ImagesDeleted": "Count",
+    "ProcessingTime": "Milliseconds",
+    "RenditionsWritten": "Count",
+    "BytesWritten": "Bytes",
+    "PublishFailures": "Count",
+}
+
 # Written straight to stdout: Lambda's logging handler would prefix the line with level and
 # request id, and CloudWatch only extracts EMF from a log event that is pure JSON.
 _write_lock = threading.Lock()
@@ -23,6 +36,9 @@ _write_lock = threading.Lock()
 
 def emit(fields: Mapping[str, Any], metrics: Mapping[str, tuple[float, str]]) -> dict[str, Any]:
     """Write one JSON line holding `fields` plus `metrics` ({name: (value, unit)})."""
+    unknown = [name for name, (_, unit) in metrics.items() if METRICS.get(name) != unit]
+    if unknown:
+        raise ValueError(f"metrics {unknown} are not in observe.METRICS with that unit: add them there and to the README")
     line: dict[str, Any] = {"service": SERVICE, **fields}
     if metrics:
         line["_aws"] = {

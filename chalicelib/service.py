@@ -241,7 +241,15 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
         }
     )
     mark = time.perf_counter()
-    if not pipeline.catalog.put(record):
+    try:
+        recorded = pipeline.catalog.put(record)
+    except Exception:
+        # The record still describes the previous version: files it does not list must go.
+        keep = {r["key"] for r in (attempt.previous or {}).get("renditions", [])}
+        unlisted = [r.key for r in stored if r.key not in keep]
+        _best_effort(lambda: pipeline.store.delete(pipeline.settings.processed_bucket, unlisted), "clean up unrecorded renditions")
+        raise
+    if not recorded:
         _yield_to_newer(attempt, stored)
         return ignored(upload, "a newer upload of this key was recorded meanwhile", attempt.image_id)
     _delete_stale(pipeline, attempt.previous, {r.key for r in stored})
@@ -523,6 +531,7 @@ def _fail(attempt: Attempt, exc: BaseException) -> None:
         "status": Status.FAILED.value,
         "error_code": "internal_error",
         "error": error,
+        "bytes": attempt.source.size if attempt.source else None,
     }
     _publish(pipeline, "image.failed", f"Failed {_short(upload.key)}", {**details, "occurred_at": now})
     observe.emit(

@@ -48,6 +48,11 @@ _DECODE_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError
 PngImagePlugin.MAX_TEXT_CHUNK = 1024 * 1024
 PngImagePlugin.MAX_TEXT_MEMORY = 4 * 1024 * 1024
 
+_TEXT_LIMIT = "1 MiB per chunk / 4 MiB in all"
+
+# Progressive JPEGs from cameras and encoders have about 10 scans; see _check_scans.
+MAX_JPEG_SCANS = 256
+
 
 @dataclass(frozen=True)
 class DecodeLimits:
@@ -124,6 +129,8 @@ def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
     except UnidentifiedImageError:
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"looks like {fmt} but its header cannot be read") from None
     except _DECODE_ERRORS as exc:
+        if "MAX_TEXT" in str(exc):  # zTXt/iTXt/iCCP chunks that inflate past the limits above
+            raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"PNG metadata chunks inflate past {_TEXT_LIMIT}: refused as a bomb") from None
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} header is corrupt: {exc}") from None
     width, height = image.size
     if width <= 0 or height <= 0:
@@ -133,24 +140,102 @@ def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
             ErrorCode.TOO_MANY_PIXELS,
             f"{width}x{height} = {width * height:,} pixels exceeds the limit of {limits.max_pixels:,}",
         )
-    _check_frames(image, fmt, limits.max_frames)
+    _check_frames(image, data, fmt, limits)
+    _check_scans(data, fmt)
     return image
 
 
-def _check_frames(image: Image.Image, fmt: str, max_frames: int) -> None:
-    # n_frames is cheap for WebP/TIFF/MPO/PNG (header data); for GIF it walks every frame
-    # header, which is bounded by the byte limit. Only the first frame is ever rendered.
-    if not getattr(image, "is_animated", False) and fmt != "TIFF":
-        return
+def _check_frames(image: Image.Image, data: bytes, fmt: str, limits: DecodeLimits) -> None:
+    """Frame/page count within MAX_FRAMES, counted in bounded time.
+
+    Pillow's `n_frames` walks every GIF frame and every TIFF page in Python, however many
+    there are (millions fit in 50 MB); those two are counted here by walking the blocks and
+    stopping one past the limit. WebP, PNG (APNG) and MPO declare their count in a header.
+    Only the first frame is ever rendered.
+    """
+    if fmt == "GIF":
+        counted = _gif_frames(data, limits)
+    elif fmt == "TIFF":
+        counted = _tiff_pages(data, limits.max_frames)
+    else:
+        counted = 0
+    if counted > limits.max_frames:
+        raise RejectedInput(ErrorCode.TOO_MANY_FRAMES, f"more than {limits.max_frames} frames (the limit, MAX_FRAMES)")
+    # Now bounded, Pillow's own count: the renderer reads it, and a later frame or page that
+    # Pillow cannot parse (TIFF raises KeyError, TypeError, SyntaxError there) is corrupt input.
     try:
-        frames = int(getattr(image, "n_frames", 1))
+        frames = int(getattr(image, "n_frames", 1) or 1)
     except _DECODE_ERRORS as exc:
-        raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} frames are corrupt: {exc}") from None
+        raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} has a corrupt frame or page: {exc}") from None
     finally:
         with contextlib.suppress(*_DECODE_ERRORS):
             image.seek(0)
-    if frames > max_frames:
-        raise RejectedInput(ErrorCode.TOO_MANY_FRAMES, f"{frames} frames exceeds the limit of {max_frames}")
+    if frames > limits.max_frames:
+        raise RejectedInput(ErrorCode.TOO_MANY_FRAMES, f"{frames} frames exceeds the limit of {limits.max_frames} (MAX_FRAMES)")
+
+
+def _skip_sub_blocks(data: bytes, pos: int) -> int:
+    """Position after a GIF data sub-block chain (length byte + data, ended by a 0 length)."""
+    end = len(data)
+    while pos < end:
+        size = data[pos]
+        pos += 1 + size
+        if size == 0:
+            return pos
+    return end
+
+
+def _gif_frames(data: bytes, limits: DecodeLimits) -> int:
+    """Count GIF image descriptors up to max_frames + 1. Each frame's extent must also fit
+    the pixel limit: Pillow grows the canvas to a later frame that overflows the screen."""
+    if len(data) < 13:
+        raise RejectedInput(ErrorCode.CORRUPT_IMAGE, "GIF header is truncated")
+    flags = data[10]
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    frames = 0
+    while pos < len(data) and frames <= limits.max_frames:
+        block = data[pos]
+        if block == 0x21:  # extension: introducer, label, sub-blocks
+            pos = _skip_sub_blocks(data, pos + 2)
+        elif block == 0x2C and pos + 10 <= len(data):  # image descriptor
+            left, top, width, height, local = struct.unpack_from("<HHHHB", data, pos + 1)
+            frames += 1
+            if (left + width) * (top + height) > limits.max_pixels:
+                raise RejectedInput(
+                    ErrorCode.TOO_MANY_PIXELS,
+                    f"GIF frame {frames} reaches {left + width}x{top + height} pixels, over the limit of {limits.max_pixels:,}",
+                )
+            pos += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0)
+            pos = _skip_sub_blocks(data, pos + 1)  # after the LZW minimum code size byte
+        else:  # trailer (0x3B) or trailing garbage: Pillow stops reading there as well
+            break
+    return frames
+
+
+def _tiff_pages(data: bytes, max_frames: int) -> int:
+    """Count TIFF IFDs (pages) up to max_frames + 1, stopping at a loop or the end of data."""
+    order = "<" if data[:2] == b"II" else ">"
+    offset = struct.unpack_from(order + "I", data, 4)[0] if len(data) >= 8 else 0
+    seen: set[int] = set()
+    pages = 0
+    while offset and offset not in seen and offset + 2 <= len(data) and pages <= max_frames:
+        seen.add(offset)
+        pages += 1
+        entries = struct.unpack_from(order + "H", data, offset)[0]
+        following = offset + 2 + 12 * entries
+        offset = struct.unpack_from(order + "I", data, following)[0] if following + 4 <= len(data) else 0
+    return pages
+
+
+def _check_scans(data: bytes, fmt: str) -> None:
+    """A progressive JPEG decodes the whole coefficient buffer once per scan: thousands of tiny
+    scans make a small file take minutes (a CPU bomb libjpeg does not limit). Encoders write
+    about 10; 0xFFDA cannot occur inside entropy-coded data (0xFF is stuffed), so counting
+    the marker is exact enough."""
+    if fmt == "JPEG" and (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:
+        raise RejectedInput(
+            ErrorCode.CORRUPT_IMAGE, f"JPEG has {scans} scans (more than {MAX_JPEG_SCANS}): refused as a decoding-time bomb"
+        )
 
 
 def load(image: Image.Image, draft_size: tuple[int, int] | None = None) -> Image.Image:

@@ -1,0 +1,152 @@
+"""Bounded fuzzing of the decode-and-render path with mutated real images.
+
+Hypothesis mutates real files (the photo fixtures and small images re-encoded from them in
+every allowed format: flipped, overwritten, inserted, duplicated, zeroed bytes and
+truncations, biased towards headers) and feeds them to `render.render`. The only exception
+allowed out is `RejectedInput`; each image must finish within PER_IMAGE_SECONDS (a SIGALRM
+watchdog turns a hang into a failure). The run stops at FUZZ_SECONDS (default 12) whatever
+the example count, and is derandomized so CI is reproducible; set FUZZ_SECONDS=300
+FUZZ_RANDOM=1 for a longer, random local run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chalicelib.imaging import codec, render
+from chalicelib.models import RejectedInput
+from chalicelib.presets import Preset, Profile
+from tests import hostile
+from tests.conftest import fixture_bytes
+
+FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "12"))
+PER_IMAGE_SECONDS = 10
+LIMITS = codec.DecodeLimits(max_pixels=50_000_000, max_frames=1000)
+# One preset per output format, small: the decoders are the target, not the encoders' speed.
+PROFILE = Profile(
+    "fuzz",
+    (
+        Preset("thumb", "JPEG", width=96, height=96, fit="cover", always=True),
+        Preset("small", "WEBP", width=128, always=True),
+        Preset("png", "PNG", width=64, always=True),
+    ),
+)
+
+
+@cache
+def seeds() -> dict[str, bytes]:
+    photo = hostile.photo((96, 72))
+    return {
+        "jpeg-exif-icc": fixture_bytes("orient_landscape_6.jpg"),
+        "jpeg-progressive": hostile.save(photo, "JPEG", progressive=True, quality=70),
+        "gif-animated": fixture_bytes("animated_loop3.gif"),
+        "png-rgba": hostile.save(photo.convert("RGBA"), "PNG"),
+        "png-palette-trns": hostile.save(photo.quantize(16), "PNG", transparency=0),
+        "apng": hostile.case("apng"),
+        "webp-lossy": hostile.save(photo, "WEBP", quality=60),
+        "webp-lossless-alpha": hostile.save(photo.convert("RGBA"), "WEBP", lossless=True),
+        "webp-animated": hostile.case("animated-webp"),
+        "tiff-lzw": hostile.save(photo, "TIFF", compression="tiff_lzw"),
+        "tiff-multipage": hostile.tiff_pages(3),
+        "bmp": hostile.save(photo, "BMP"),
+        "mpo": hostile.case("mpo"),
+        "cmyk-jpeg": hostile.save(photo.convert("CMYK"), "JPEG"),
+    }
+
+
+mutation = st.one_of(
+    st.tuples(st.just("flip"), st.floats(0, 1), st.integers(1, 255)),
+    st.tuples(st.just("set"), st.floats(0, 1), st.sampled_from([0x00, 0xFF, 0x7F, 0x80, 0x01])),
+    st.tuples(st.just("header"), st.integers(0, 400), st.integers(0, 255)),
+    st.tuples(st.just("truncate"), st.floats(0.05, 1), st.just(0)),
+    st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=64)),
+    st.tuples(st.just("duplicate"), st.floats(0, 1), st.integers(1, 4096)),
+    st.tuples(st.just("zero"), st.floats(0, 1), st.integers(1, 2048)),
+    st.tuples(st.just("big-int"), st.integers(0, 300), st.sampled_from([b"\xff\xff", b"\x7f\xff\xff\xff", b"\x00\x00"])),
+)
+
+
+def mutate(data: bytes, operations: list[tuple[str, Any, Any]]) -> bytes:
+    out = bytearray(data)
+    for kind, where, what in operations:
+        if not out:
+            break
+        pos = min(int(where * len(out)), len(out) - 1) if isinstance(where, float) else min(where, len(out) - 1)
+        if kind == "flip":
+            out[pos] ^= what
+        elif kind in ("set", "header"):
+            out[pos] = what
+        elif kind == "truncate":
+            del out[max(1, pos) :]
+        elif kind == "insert":
+            out[pos:pos] = what
+        elif kind == "duplicate":
+            out[pos:pos] = out[pos : pos + what]
+        elif kind == "zero":
+            out[pos : pos + what] = bytes(len(out[pos : pos + what]))
+        elif kind == "big-int":
+            out[pos : pos + len(what)] = what
+    return bytes(out)
+
+
+@contextmanager
+def watchdog(seconds: int) -> Iterator[None]:
+    def expire(*_: Any) -> None:
+        raise TimeoutError(f"an image took more than {seconds} s to decode and render")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+STATS = {"examples": 0, "rejected": 0, "rendered": 0, "started": 0.0}
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=int(os.environ.get("FUZZ_MAX_EXAMPLES", "2000")),
+    deadline=None,  # the watchdog enforces PER_IMAGE_SECONDS; Hypothesis' own deadline is flaky on a busy CI box
+    derandomize=not os.environ.get("FUZZ_RANDOM"),
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(seed=st.sampled_from(sorted(seeds())), operations=st.lists(mutation, min_size=1, max_size=4))
+def test_mutated_images_only_ever_raise_rejected_input(seed: str, operations: list[tuple[str, Any, Any]]) -> None:
+    if not STATS["started"]:
+        STATS["started"] = time.monotonic()
+    if time.monotonic() - STATS["started"] > FUZZ_SECONDS:
+        return  # the time budget is spent: remaining examples are no-ops
+    data = mutate(seeds()[seed], operations)
+    STATS["examples"] += 1
+    with watchdog(PER_IMAGE_SECONDS):
+        try:
+            result = render.render(data, PROFILE, LIMITS, "fuzz", workers=1)
+        except RejectedInput:
+            STATS["rejected"] += 1
+            return
+    STATS["rendered"] += 1
+    for rendition in result.renditions:
+        assert rendition.data, f"{seed}: empty {rendition.preset}"
+
+
+def test_fuzz_ran_enough_examples() -> None:
+    """Guards the guard: the fuzz test above must actually have exercised the decoders."""
+    if not STATS["started"]:
+        pytest.skip("the fuzz test did not run in this worker")
+    print(f"fuzz: {STATS}")
+    assert STATS["examples"] >= 100
+    assert STATS["rejected"] > 0 and STATS["rendered"] > 0

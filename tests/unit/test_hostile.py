@@ -1,0 +1,235 @@
+"""Hostile and odd uploads through the whole service: every case ends in a typed outcome,
+recorded, with no partial output; odd-but-valid images render correctly and carry no
+metadata. The files are generated in tests/hostile.py (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from PIL import Image, ImageCms
+
+from chalicelib import service
+from chalicelib.imaging import codec
+from chalicelib.models import ErrorCode, RejectedInput, Upload
+from chalicelib.presets import CLASSIC, WEB
+from chalicelib.settings import Settings
+from chalicelib.storage import MemoryObjectStore
+from tests import hostile
+from tests.conftest import ROOT, fixture_bytes
+from tests.imagetools import LIMITS, mean_abs_diff, metadata_markers, open_bytes, render_all
+from tests.unit.test_service import make_pipeline
+
+
+def by_preset(result: Any) -> dict[str, Any]:
+    return {r.preset: r for r in result.renditions}
+
+
+@pytest.mark.parametrize("name", list(hostile.CASES))
+def test_every_hostile_or_odd_upload_gets_a_typed_recorded_outcome(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    data = hostile.case(name)
+    expected = hostile.CASES[name][1]
+    p = make_pipeline(CLASSIC)
+    store = p.store
+    assert isinstance(store, MemoryObjectStore)
+    key = f"uploads/hostile/{name}"
+    store.add("up", key, data)
+    outcome = service.process_upload(p, Upload("up", key, sequencer="01"))  # never raises for bad input
+    record = p.catalog.get(service.image_id_for(key))
+    assert record is not None
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    if expected == hostile.OK:
+        assert outcome.status == "processed", outcome.reason
+        assert len(record["renditions"]) == len(CLASSIC.presets)
+        for rendition in outcome.renditions:
+            stored = store.buckets["out"][rendition.key].data
+            image = open_bytes(stored)  # a complete, decodable file
+            assert image.size == (rendition.width, rendition.height)
+            assert max(image.size) <= 16383 or image.format != "WEBP"
+            assert metadata_markers(stored) == []
+        assert line["event"] == "image.processed"
+    else:
+        assert outcome.status == "rejected"
+        assert record["status"] == "rejected" and record["error_code"] == expected.value and record["renditions"] == []
+        assert store.keys("out") == []
+        assert line["event"] == "image.rejected" and line["error_code"] == expected.value and line["ImagesRejected"] == 1
+        assert store.buckets["up"][key].tags["pipeline-status"] == "rejected"
+
+
+def test_svg_is_refused_even_when_named_png_with_a_raster_signature_inside() -> None:
+    # An SVG that embeds a PNG data URI is still SVG: identification is by the container.
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/png;base64,iVBORw0KGgo="/></svg>'
+    with pytest.raises(RejectedInput) as caught:
+        codec.open_image(svg, LIMITS)
+    assert caught.value.code is ErrorCode.UNSUPPORTED_FORMAT and "SVG" in caught.value.message
+
+
+def test_frame_counting_matches_pillow_and_is_bounded() -> None:
+    gifs = [fixture_bytes("animated_loop3.gif"), hostile.case("animated-gif"), hostile.gif_frames(7)]
+    for data in gifs:
+        assert codec._gif_frames(data, LIMITS) == Image.open(io.BytesIO(data)).n_frames  # type: ignore[attr-defined]
+    tiff = hostile.tiff_pages(5)
+    assert codec._tiff_pages(tiff, 1000) == Image.open(io.BytesIO(tiff)).n_frames  # type: ignore[attr-defined]
+    # Walking stops one past the limit, whatever the file holds.
+    assert codec._gif_frames(hostile.case("gif-2M-frames"), codec.DecodeLimits(10**7, 5)) == 6
+    assert codec._tiff_pages(hostile.case("tiff-1001-pages"), 5) == 6
+
+
+def test_tiff_ifd_loop_terminates() -> None:
+    data = bytearray(hostile.tiff_pages(1))
+    first = int.from_bytes(data[4:8], "little")
+    entries = int.from_bytes(data[first : first + 2], "little")
+    next_at = first + 2 + 12 * entries
+    data[next_at : next_at + 4] = first.to_bytes(4, "little")  # the IFD points at itself
+    assert codec._tiff_pages(bytes(data), 1000) == 1
+    render_all(bytes(data), WEB)  # and Pillow copes too
+
+
+def test_limits_are_settings() -> None:
+    env = {"UPLOAD_BUCKET": "up", "PROCESSED_BUCKET": "out", "CATALOG_TABLE": "t", "EVENTS_TOPIC": "ev"}
+    strict = Settings.from_env({**env, "MAX_SOURCE_PIXELS": "10000", "MAX_FRAMES": "3", "MAX_SOURCE_BYTES": "100000"})
+    p = make_pipeline(WEB, settings=strict)
+    cases = {
+        "uploads/big.jpg": (fixture_bytes("orient_landscape_1.jpg"), "too_large"),
+        "uploads/px.png": (hostile.save(Image.new("RGB", (101, 100)), "PNG"), "too_many_pixels"),
+        "uploads/frames.gif": (hostile.gif_frames(4), "too_many_frames"),
+        "uploads/ok.gif": (hostile.gif_frames(3), None),
+    }
+    for key, (data, code) in cases.items():
+        store = p.store
+        assert isinstance(store, MemoryObjectStore)
+        store.add("up", key, data)
+        outcome = service.process_upload(p, Upload("up", key, sequencer="01"))
+        assert (outcome.record or {}).get("error_code") == code, key
+    defaults = Settings.from_env(env)
+    assert (defaults.max_source_bytes, defaults.max_source_pixels, defaults.max_frames) == (50 * 1024 * 1024, 50_000_000, 1000)
+
+
+# --- odd but valid: the pixels are right ------------------------------------------------------
+
+
+def test_first_frame_or_page_is_rendered() -> None:
+    red, blue = Image.new("RGB", (200, 100), (220, 20, 20)), Image.new("RGB", (200, 100), (20, 20, 220))
+    sources = {
+        "GIF": hostile.save(red, "GIF", save_all=True, append_images=[blue]),
+        "WEBP": hostile.save(red, "WEBP", save_all=True, append_images=[blue], lossless=True),
+        "APNG": hostile.save(red, "PNG", save_all=True, append_images=[blue]),
+        "TIFF": hostile.save(red, "TIFF", save_all=True, append_images=[blue]),
+        "MPO": hostile.save(red, "MPO", save_all=True, append_images=[blue]),
+    }
+    for fmt, data in sources.items():
+        result = render_all(data, CLASSIC)
+        assert result.source.frames == 2, fmt
+        png = open_bytes(by_preset(result)["converted_png"].data).convert("RGB")
+        assert mean_abs_diff(png, red) < 8, f"{fmt}: not the first frame"
+        webp = open_bytes(by_preset(result)["converted_webp"].data)
+        assert getattr(webp, "n_frames", 1) == 1, f"{fmt}: a still must not be animated"
+
+
+def test_webp_side_limit_is_capped_and_noted() -> None:
+    p = make_pipeline(CLASSIC)
+    store = p.store
+    assert isinstance(store, MemoryObjectStore)
+    store.add("up", "uploads/strip.png", hostile.case("20000x1"))
+    outcome = service.process_upload(p, Upload("up", "uploads/strip.png", sequencer="01"))
+    renditions = {r.preset: r for r in outcome.renditions}
+    webp = open_bytes(store.buckets["out"][renditions["converted_webp"].key].data)
+    assert webp.format == "WEBP" and webp.size == (16383, 1)
+    assert open_bytes(store.buckets["out"][renditions["converted_png"].key].data).size == (20000, 1)
+    assert outcome.record is not None
+    assert any("16383" in note and "converted_webp" in note for note in outcome.record["notes"])
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 65535])
+def test_invalid_exif_orientation_is_ignored(orientation: int) -> None:
+    upright = hostile.photo()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    result = render_all(hostile.save(upright, "JPEG", exif=exif, quality=95), CLASSIC)
+    assert (result.source.width, result.source.height) == upright.size
+    assert mean_abs_diff(open_bytes(by_preset(result)["converted_png"].data), upright) < 4
+
+
+def test_cmyk_without_profile_keeps_its_colours() -> None:
+    rgb = hostile.photo()
+    result = render_all(hostile.save(rgb.convert("CMYK"), "JPEG", quality=95), CLASSIC)
+    png = open_bytes(by_preset(result)["converted_png"].data)
+    assert png.mode == "RGB"
+    assert mean_abs_diff(png, rgb) < 6  # Pillow's plain conversion round-trips its own CMYK
+
+
+def test_la_and_one_pixel_images() -> None:
+    la = render_all(hostile.case("LA"), CLASSIC)
+    assert open_bytes(by_preset(la)["converted_png"].data).mode in ("RGBA", "LA")
+    assert open_bytes(by_preset(la)["compressed"].data).mode in ("RGB", "L")
+    one = by_preset(render_all(hostile.case("1x1"), WEB))
+    assert (one["thumbnail"].width, one["thumbnail"].height) == (1, 1)
+    assert open_bytes(one["thumbnail"].data).getpixel((0, 0))[0] > 240  # type: ignore[index]
+
+
+def test_metadata_of_every_kind_is_stripped_on_the_bytes() -> None:
+    secret = b"SECRET-51.5074N"
+    photo = hostile.photo()
+    exif = Image.Exif()
+    exif[0x010F] = "Camera"
+    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 26.0)}  # GPS IFD
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description>' + secret + b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+    adobe_rgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # a non-sRGB profile
+    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x14\x1c\x02\x78\x00\x10" + secret[:16]
+    jpeg = hostile.save(photo, "JPEG", exif=exif, xmp=xmp, comment=secret)
+    jpeg = jpeg[:2] + b"\xff\xed" + (len(iptc) + 2).to_bytes(2, "big") + iptc + jpeg[2:]  # APP13 (IPTC)
+    sources = {
+        "jpeg exif+gps+xmp+iptc+com": jpeg,
+        "gif comment": hostile.save(photo.quantize(64), "GIF", comment=secret),
+        "png text+exif+xmp": hostile.save(photo, "PNG", exif=exif, pnginfo=_png_text(secret)),
+        "webp exif+xmp": hostile.save(photo, "WEBP", exif=exif, xmp=xmp),
+        "tiff with non-srgb icc": hostile.save(photo, "TIFF", icc_profile=adobe_rgb, description=secret.decode()),
+    }
+    for name, data in sources.items():
+        assert secret in data or name.startswith("tiff") or name.startswith("webp"), name
+        for profile in (WEB, CLASSIC):
+            for rendition in render_all(data, profile).renditions:
+                assert secret not in rendition.data, f"{name} -> {rendition.preset}"
+                assert metadata_markers(rendition.data) == [], f"{name} -> {rendition.preset}"
+                assert b"Exif" not in rendition.data[:4096] and b"GPS" not in rendition.data, f"{name} -> {rendition.preset}"
+
+
+def _png_text(secret: bytes) -> Any:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", secret.decode())
+    info.add_itxt("XML:com.adobe.xmp", secret.decode(), zip=True)
+    return info
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+PROCESS_UPLOAD_MB = 2048  # .chalice/config.json: process_upload's lambda_memory_size
+
+
+@pytest.mark.slow
+def test_peak_memory_stays_under_the_function_memory() -> None:
+    """Each case runs in a fresh child process measuring its own peak RSS (VmHWM, reset
+    between cases): bombs must stay small, the largest legal images under the function."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    assert config["stages"]["prod"]["lambda_functions"]["process_upload"]["lambda_memory_size"] == PROCESS_UPLOAD_MB
+    bombs = (ErrorCode.TOO_MANY_PIXELS, ErrorCode.TOO_MANY_FRAMES)
+    names = [n for n, (_, expected) in hostile.CASES.items() if expected in bombs or "bomb" in n or "scans" in n or "many" in n]
+    names += ["20000x1", "jpeg-corrupt-entropy", "limit-png-rgba", "limit-png-16bit-grey"]  # limit-jpeg-cmyk: 0.9 GB, by hand
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.memprobe", *names], check=False, cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    peaks: dict[str, dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])
+    print(json.dumps(peaks, indent=1))
+    for name, seen in peaks.items():
+        assert seen["outcome"] == seen["expected"], name
+        # The largest legal images may use the function's memory minus what the runtime,
+        # boto3 and the downloaded body need (256 MB); a bomb must be refused cheaply.
+        budget = PROCESS_UPLOAD_MB - 256 if name.startswith("limit-") else 300
+        assert seen["peak_mb"] < budget, f"{name} peaked at {seen['peak_mb']} MB (budget {budget} MB)"
