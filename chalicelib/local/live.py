@@ -102,6 +102,23 @@ class LiveLog:
                 self._batch.keys.append(key)
             self._images[key] = _Image(landed_at, self._batches)
 
+    def gone(self, key: str) -> None:
+        """A file that was seen but vanished before it was uploaded: not part of the batch."""
+        with self._lock:
+            image = self._images.get(key)
+            if image is None or image.expected is not None:
+                return
+            del self._images[key]
+            batch = self._batch
+            if batch is None or key not in batch.keys or key in batch.done:
+                return
+            batch.keys.remove(key)
+            if not batch.keys:
+                self._batch = None
+            elif len(batch.done) == len(batch.keys):
+                self._summarise(batch, time.time())
+                self._batch = None
+
     def mirrored(self, rendition_key: str, at: float, created: bool) -> None:
         with self._lock:
             if not created:

@@ -170,7 +170,12 @@ class LocalStack:
 
         if seed_inbox(self.inbox):
             self.say(f"  seeded        {_show(self.inbox)} with the sample images from {_show(SAMPLES_DIR)}")
-        watcher = InboxWatcher(self.inbox, self.hand_over, lambda path, at: self.live.landed(self._key(path), at))
+        watcher = InboxWatcher(
+            self.inbox,
+            self.hand_over,
+            on_seen=lambda path, at: self.live.landed(self._key(path), at),
+            on_gone=lambda path: self.live.gone(self._key(path)),
+        )
         watcher.start()
         self._stoppers.insert(0, watcher.stop)
 

@@ -68,13 +68,16 @@ class InboxWatcher(FileSystemEventHandler):
         inbox: Path,
         on_file: Callable[[Path, float], None],
         on_seen: Callable[[Path, float], None] = lambda path, at: None,
+        on_gone: Callable[[Path], None] = lambda path: None,
         settle_s: float = 0.3,
     ) -> None:
         """`on_seen` hears of a file as soon as it appears (still being written), `on_file`
-        once it is complete; both get the time it first appeared."""
+        once it is complete (both get the time it first appeared), `on_gone` if it vanished
+        before it was complete (an editor's probe file, a download moved elsewhere)."""
         self._inbox = inbox.resolve()
         self._on_file = on_file
         self._on_seen = on_seen
+        self._on_gone = on_gone
         self._settle_s = settle_s
         self._pending: dict[Path, _Pending] = {}
         self._handed: dict[Path, Signature] = {}  # what each file was when handed over
@@ -100,8 +103,10 @@ class InboxWatcher(FileSystemEventHandler):
         path = Path(raw if isinstance(raw, str) else raw.decode())
         if event.event_type == "deleted":
             with self._lock:
-                self._pending.pop(path, None)
+                gone = self._pending.pop(path, None)
                 self._handed.pop(path, None)
+            if gone is not None:
+                self._on_gone(path)
             return
         if event.is_directory:
             if event.event_type in ("created", "moved"):
@@ -132,23 +137,28 @@ class InboxWatcher(FileSystemEventHandler):
 
     def _settle_loop(self) -> None:
         while not self._stop.wait(0.05):
-            for path, pending in self._due():
+            due, gone = self._due()
+            for path in gone:
+                self._on_gone(path)
+            for path, pending in due:
                 try:
                     self._on_file(path, pending.landed_at)
                 except Exception:
                     log.exception("could not hand %s to the pipeline", path)
 
-    def _due(self) -> list[tuple[Path, _Pending]]:
-        """Files complete now: closed as they are, or unchanged for one settle time."""
+    def _due(self) -> tuple[list[tuple[Path, _Pending]], list[Path]]:
+        """Files complete now (closed as they are, or unchanged for one settle time), and
+        files gone before they were complete."""
         now = time.monotonic()
-        due = []
+        due, gone = [], []
         with self._lock:
             for path, pending in list(self._pending.items()):
                 if pending.deadline > now:
                     continue
                 signature = _signature(path)
-                if signature is None:  # gone again
+                if signature is None:
                     del self._pending[path]
+                    gone.append(path)
                     continue
                 if signature not in (pending.closed, pending.looked):
                     pending.looked, pending.deadline = signature, now + self._settle_s
@@ -156,4 +166,4 @@ class InboxWatcher(FileSystemEventHandler):
                 del self._pending[path]
                 self._handed[path] = signature
                 due.append((path, pending))
-        return due
+        return due, gone

@@ -121,3 +121,31 @@ def test_a_parked_upload_is_reported_with_its_reason_where_the_user_looks(tmp_pa
     assert "(0 processed, 0 rejected, 1 failed)" in summary
     note = (tmp_path / "shop" / "shoe.jpg.failed.txt").read_text()
     assert "failed after 3 attempts: ClientError: SlowDown" in note and "q-dlq" in note
+
+
+def test_a_file_that_vanishes_before_it_is_complete_is_not_waited_for(tmp_path: Path) -> None:
+    handed: list[Path] = []
+    gone: list[Path] = []
+    watcher = InboxWatcher(tmp_path, lambda path, at: handed.append(path), on_gone=gone.append)
+    watcher.start()
+    try:
+        probe = tmp_path / "4913"  # vim writes and removes such a file to test the folder
+        with probe.open("wb") as handle:  # never closed before it goes: no "complete" event
+            handle.write(b"x")
+            handle.flush()
+            time.sleep(0.1)
+            probe.unlink()
+        _wait_for(lambda: gone)
+    finally:
+        watcher.stop()
+    assert gone == [probe] and handed == []
+
+    out = io.StringIO()
+    live = LiveLog(out, SETTINGS, tmp_path / "outbox")
+    live.landed("uploads/a.jpg", time.time())
+    live.landed("uploads/4913", time.time())
+    live.gone("uploads/4913")
+    live.event(_envelope({"type": "image.processed", "source_key": "uploads/a.jpg", "renditions": [], "renditions_bytes": 0}))
+    line, summary = out.getvalue().splitlines()
+    assert line.startswith("[1/1]   processed  uploads/a.jpg")
+    assert summary.startswith("batch done: 1 image in ")
