@@ -120,3 +120,25 @@ def test_cli_enqueues_on_the_stage_queue(aws: dict[str, Any], client: Any, tmp_p
     assert "batch 2" in err and "1 queued on image-pipeline-dev-reprocess" in err and "complete" in err
     messages = aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert [json.loads(m["Body"])["key"] for m in messages] == ["uploads/never-processed.jpg"]
+
+
+def test_older_event_delivered_after_an_overwrite_is_ignored(aws: dict[str, Any], client: Any) -> None:
+    """Versioned bucket, two uploads; S3 delivers the newer event first, then the older one."""
+    s3, bucket, key = aws["s3"], aws["env"]["UPLOAD_BUCKET"], "uploads/late.jpg"
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key=key, Body=fixture_bytes("orient_landscape_1.jpg"))
+    s3.put_object(Bucket=bucket, Key=key, Body=fixture_bytes("orient_portrait_1.jpg"))
+
+    def event(sequencer: str) -> dict[str, Any]:
+        body = client.events.generate_s3_event(bucket=bucket, key=key)
+        body["Records"][0]["s3"]["object"]["sequencer"] = sequencer
+        return body
+
+    client.lambda_.invoke("process_upload", event("0062E99A88DC407460"))  # the overwrite
+    client.lambda_.invoke("process_upload", event("0062E99A88DC407450"))  # the first upload, late
+    record = catalog_item(aws, key)
+    assert record is not None and (record["width"], record["height"]) == (450, 600)
+    assert record["sequencer"].endswith("62E99A88DC407460")
+    assert sorted(r["key"] for r in record["renditions"]) == processed_keys(aws)
+    head = aws["s3"].head_object(Bucket=aws["env"]["PROCESSED_BUCKET"], Key=processed_keys(aws)[0])
+    assert head["Metadata"]["source-etag"] == record["source_etag"]

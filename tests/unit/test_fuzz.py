@@ -4,7 +4,7 @@ Hypothesis mutates real files (the photo fixtures and small images re-encoded fr
 every allowed format: flipped, overwritten, inserted, duplicated, zeroed bytes and
 truncations, biased towards headers) and feeds them to `render.render`. The only exception
 allowed out is `RejectedInput`; each image must finish within PER_IMAGE_SECONDS (a SIGALRM
-watchdog turns a hang into a failure). The run stops at FUZZ_SECONDS (default 12) whatever
+watchdog turns a hang into a failure). The run stops at FUZZ_SECONDS (default 10) whatever
 the example count, and is derandomized so CI is reproducible; set FUZZ_SECONDS=300
 FUZZ_RANDOM=1 for a longer, random local run.
 """
@@ -29,7 +29,7 @@ from chalicelib.presets import Preset, Profile
 from tests import hostile
 from tests.conftest import fixture_bytes
 
-FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "12"))
+FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "10"))
 PER_IMAGE_SECONDS = 10
 LIMITS = codec.DecodeLimits(max_pixels=50_000_000, max_frames=1000)
 # One preset per output format, small: the decoders are the target, not the encoders' speed.
