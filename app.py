@@ -33,8 +33,8 @@ def pipeline() -> service.Pipeline:
 
 @cache
 def api_context() -> api.Api:
-    """The REST routes' adapters, sharing the pipeline's catalog and store."""
-    return wiring.aws_api(settings, pipeline())
+    """The REST routes' adapters (the API function never builds the processing pipeline)."""
+    return wiring.aws_api(settings, profile)
 
 
 def _answer(call: Callable[[], api.Reply]) -> Response:

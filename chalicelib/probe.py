@@ -19,25 +19,26 @@ class Probe(Protocol):
 
 
 class AwsProbe:
-    def __init__(self, s3: Any, dynamodb: Any, sns: Any, topic_arn: Callable[[str], str]) -> None:
-        self._s3 = s3
-        self._db = dynamodb
-        self._sns = sns
+    """Clients come from `clients(service_name)` on first use: most API invocations never
+    check health, and a cold start should not pay for SNS/STS clients it does not use."""
+
+    def __init__(self, clients: Callable[[str], Any], topic_arn: Callable[[str], str]) -> None:
+        self._clients = clients
         self._topic_arn = topic_arn
 
     def bucket(self, name: str) -> str | None:
-        return _attempt(lambda: self._s3.head_bucket(Bucket=name))
+        return _attempt(lambda: self._clients("s3").head_bucket(Bucket=name))
 
     def table(self, name: str) -> str | None:
         def describe() -> None:
-            status = self._db.describe_table(TableName=name)["Table"].get("TableStatus", "ACTIVE")
+            status = self._clients("dynamodb").describe_table(TableName=name)["Table"].get("TableStatus", "ACTIVE")
             if status not in ("ACTIVE", "UPDATING"):
                 raise RuntimeError(f"table status is {status}")
 
         return _attempt(describe)
 
     def topic(self, name_or_arn: str) -> str | None:
-        return _attempt(lambda: self._sns.get_topic_attributes(TopicArn=self._topic_arn(name_or_arn)))
+        return _attempt(lambda: self._clients("sns").get_topic_attributes(TopicArn=self._topic_arn(name_or_arn)))
 
 
 def _attempt(call: Callable[[], object]) -> str | None:

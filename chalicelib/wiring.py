@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from chalicelib import api, aws, service
 from chalicelib.catalog import DynamoCatalog
 from chalicelib.links import S3Links
@@ -22,10 +25,26 @@ def aws_pipeline(settings: Settings, profile: Profile | None = None) -> service.
     )
 
 
-def aws_api(settings: Settings, pipeline: service.Pipeline) -> api.Api:
-    """The REST API's adapters: the pipeline's catalog and store, SigV4 presigning, health probes."""
-    sns = aws.client("sns", settings.region)
-    notifier = SnsNotifier(sns, aws.client("sts", settings.region), settings.region)
-    probe = AwsProbe(aws.client("s3", settings.region), aws.client("dynamodb", settings.region), sns, notifier.topic_arn)
-    links = S3Links(aws.s3_presigner(settings.region))
-    return api.Api(settings, pipeline.profile, pipeline.catalog, pipeline.store, links, probe)
+def aws_api(settings: Settings, profile: Profile) -> api.Api:
+    """The REST API's adapters. Only what a route uses is built: listing and reading need the
+    DynamoDB client and the SigV4 presigner; SNS/STS clients exist only once /health asks."""
+    region = settings.region
+
+    def clients(name: str) -> Any:
+        return aws.client(name, region)
+
+    @cache
+    def notifier() -> SnsNotifier:  # resolves topic names to ARNs (one STS call, then cached)
+        return SnsNotifier(clients("sns"), clients("sts"), region)
+
+    def topic_arn(topic: str) -> str:
+        return notifier().topic_arn(topic)
+
+    return api.Api(
+        settings,
+        profile,
+        DynamoCatalog(clients("dynamodb"), settings.catalog_table),
+        S3ObjectStore(clients("s3")),
+        S3Links(aws.s3_presigner(region)),
+        AwsProbe(clients, topic_arn),
+    )

@@ -6,6 +6,7 @@ thumbnail, open the detail view and read every rendition. Screenshots go to test
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -20,7 +21,8 @@ from tests.e2e.test_local_stack import Stack
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# CHROMIUM=/path/to/chrome to use another build (e.g. chromium-browser elsewhere).
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 # Flags for a sandboxed CI container: no GPU, no first-run or background traffic (no network
 # beyond loopback in tests).

@@ -151,7 +151,7 @@ def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str,
             pipeline.catalog,
             pipeline.store,
             S3Links(clients["presigner"]),
-            AwsProbe(clients["s3"], clients["dynamodb"], clients["sns"], notifier.topic_arn),
+            AwsProbe(clients.__getitem__, notifier.topic_arn),
         )
         monkeypatch.setattr(app, "pipeline", lambda: pipeline)
         monkeypatch.setattr(app, "api_context", lambda: context)
