@@ -42,9 +42,9 @@ MAX_LIMIT = 100
 MAX_BODY_BYTES = 16 * 1024
 MAX_FILENAME_CHARS = 255
 _SAFE_NAME_CHARS = 100
-_IMAGE_ID = re.compile(r"^[0-9a-f]{32}$")
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,512}$")  # urlsafe base64 without padding
-_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})?$")
+_IMAGE_ID = re.compile(r"[0-9a-f]{32}")  # used with fullmatch: `$` would accept a trailing newline
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,512}")  # urlsafe base64 without padding
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})?", re.ASCII)
 LISTABLE_STATUSES = (Status.PROCESSED.value, Status.REJECTED.value, Status.FAILED.value, Status.DELETED.value)
 # Tombstones of sources their owner deleted (see service.remove_source) are listed only on request.
 HIDDEN_BY_DEFAULT = (Status.DELETED.value,)
@@ -157,7 +157,8 @@ def list_images(api: Api, query: Mapping[str, str] | None) -> Reply:
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # isascii: str.isdigit() also accepts "²", which int() refuses
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise bad_request("limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
@@ -182,7 +183,7 @@ def decode_cursor(token: str | None, status: str | None) -> dict[str, str] | Non
     if token is None:
         return None
     invalid = bad_request("next", "next is not a valid page token (use the `next` value of a previous answer)")
-    if not _TOKEN.match(token):
+    if not _TOKEN.fullmatch(token):
         raise invalid
     try:
         payload = json.loads(urlsafe_b64decode(token + "=" * (-len(token) % 4)))
@@ -191,7 +192,9 @@ def decode_cursor(token: str | None, status: str | None) -> dict[str, str] | Non
     if not isinstance(payload, dict) or set(payload) != {"i", "u", "s"}:
         raise invalid
     image_id, updated_at, cursor_status = payload["i"], payload["u"], payload["s"]
-    if not (isinstance(image_id, str) and _IMAGE_ID.match(image_id) and isinstance(updated_at, str) and _TIMESTAMP.match(updated_at)):
+    if not (
+        isinstance(image_id, str) and _IMAGE_ID.fullmatch(image_id) and isinstance(updated_at, str) and _TIMESTAMP.fullmatch(updated_at)
+    ):
         raise invalid
     if cursor_status != status:
         raise bad_request("next", "this page token belongs to a listing with a different status filter")
@@ -208,7 +211,7 @@ def get_image(api: Api, image_id: str) -> Reply:
 
 
 def _existing(api: Api, image_id: str) -> Record:
-    if not _IMAGE_ID.match(image_id):
+    if not _IMAGE_ID.fullmatch(image_id):
         raise bad_request("image_id", "image_id is 32 lowercase hexadecimal characters (see POST /uploads)")
     record = api.catalog.get(image_id)
     if record is None:

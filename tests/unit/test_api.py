@@ -177,3 +177,16 @@ def test_api_settings_defaults() -> None:
     assert (settings.write_auth, settings.cdn_domain, settings.presign_expiry, settings.api_debug) == ("none", None, 900, False)
     local = Settings.from_env({**BASE, "API_DEBUG": "true", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "WRITE_AUTH": "IAM"})
     assert local.api_debug and local.write_auth == "iam"
+
+
+@pytest.mark.parametrize(("query", "field"), [({"limit": "²"}, "limit"), ({"limit": "٣"}, "limit"), ({"next": "abc\n"}, "next")])
+def test_odd_characters_are_400s_not_500s(query: dict[str, str], field: str) -> None:
+    with pytest.raises(api.ApiError) as info:
+        api.list_images(make_api(), query)
+    assert (info.value.status, info.value.field) == (400, field)
+
+
+def test_an_id_with_a_trailing_newline_is_malformed() -> None:
+    with pytest.raises(api.ApiError) as info:
+        api.get_image(make_api(), "a" * 32 + "\n")
+    assert (info.value.status, info.value.field) == (400, "image_id")
