@@ -245,25 +245,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= args.batch_size <= 1000:
         parser.error("--batch-size must be 1..1000")
 
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from chalicelib import aws, wiring
-    from chalicelib.settings import Settings
+    from chalicelib.settings import Settings, SettingsError
     from chalicelib.storage import S3ObjectStore
 
-    settings = Settings.for_stage(args.stage, args.config)
+    try:
+        settings = Settings.for_stage(args.stage, args.config)
+    except SettingsError as exc:
+        parser.error(str(exc))
     pipeline = wiring.aws_pipeline(settings)
     cursor_file = args.cursor_file or Path(f".reprocess-{args.stage}.json")
     submit = directly(pipeline) if args.direct else enqueue(SqsWorkQueue(aws.client("sqs", settings.region), settings.reprocess_queue))
     started = time.perf_counter()
-    progress = run(
-        pipeline,
-        S3ObjectStore(aws.client("s3", settings.region)),
-        submit,
-        batch_size=args.batch_size,
-        max_batches=args.max_batches,
-        cursor_file=cursor_file,
-        restart=args.restart,
-        report=lambda text: print(text, file=sys.stderr, flush=True),
-    )
+    try:
+        progress = run(
+            pipeline,
+            S3ObjectStore(aws.client("s3", settings.region)),
+            submit,
+            batch_size=args.batch_size,
+            max_batches=args.max_batches,
+            cursor_file=cursor_file,
+            restart=args.restart,
+            report=lambda text: print(text, file=sys.stderr, flush=True),
+        )
+    except (BotoCoreError, ClientError) as exc:
+        # The cursor saved so far stays valid: rerunning resumes after the last finished batch.
+        where = f"the emulator at {settings.endpoint_url}" if settings.endpoint_url else f"AWS ({settings.region})"
+        print(
+            f"reprocess: cannot reach {where}: {exc}\n"
+            "  For the local stack: start `make run`, then AWS_ENDPOINT_URL=http://127.0.0.1:5000 "
+            "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing make reprocess",
+            file=sys.stderr,
+        )
+        return 2
     where = "rendered here" if args.direct else f"queued on {settings.reprocess_queue}"
     print(
         f"reprocess: {progress.submitted} {where}, {progress.skipped} already up to date, {progress.failed} failed, "

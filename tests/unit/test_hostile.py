@@ -233,3 +233,17 @@ def test_peak_memory_stays_under_the_function_memory() -> None:
         # boto3 and the downloaded body need (256 MB); a bomb must be refused cheaply.
         budget = PROCESS_UPLOAD_MB - 256 if name.startswith("limit-") else 300
         assert seen["peak_mb"] < budget, f"{name} peaked at {seen['peak_mb']} MB (budget {budget} MB)"
+
+
+@pytest.mark.slow
+def test_real_camera_photo_truncated_or_over_a_lower_limit(corpus: Any) -> None:
+    """A real 22 MP camera JPEG (../shared/corpus; skipped where absent): cut short it is
+    `corrupt_image`; under a 20 MP limit it is `too_many_pixels` before any decoding."""
+    data = (corpus / "photo_22mp_issue266.jpg").read_bytes()
+    for cut in (0.3, 0.9):
+        with pytest.raises(RejectedInput) as caught:
+            render_all(data[: int(len(data) * cut)], WEB)
+        assert caught.value.code is ErrorCode.CORRUPT_IMAGE
+    with pytest.raises(RejectedInput) as caught:
+        codec.open_image(data, codec.DecodeLimits(max_pixels=20_000_000, max_frames=1000))
+    assert caught.value.code is ErrorCode.TOO_MANY_PIXELS
