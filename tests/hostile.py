@@ -121,6 +121,44 @@ def tiff_pages(count: int) -> bytes:
     return save(pages[0], "TIFF", save_all=True, append_images=pages[1:])
 
 
+def _s15(value: float) -> bytes:
+    return struct.pack(">i", round(value * 65536))
+
+
+def _xyz(x: float, y: float, z: float) -> bytes:
+    return b"XYZ \0\0\0\0" + _s15(x) + _s15(y) + _s15(z)
+
+
+def _desc(text: str) -> bytes:
+    ascii_z = text.encode() + b"\0"
+    return b"desc\0\0\0\0" + struct.pack(">I", len(ascii_z)) + ascii_z + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
+
+
+D50 = (0.9642, 1.0, 0.8249)
+# Colorants adapted to D50 (Bradford), as in the published profiles; gamma as an 8.8 fixed value.
+WIDE_GAMUTS = {
+    "Adobe RGB (1998) compatible": ((0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446), 563),
+    "Display P3 compatible": ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841), 563),
+}
+
+
+def rgb_icc_profile(name: str) -> bytes:
+    """A minimal ICC v2 matrix/TRC display profile (the kind cameras and phones embed), built
+    byte by byte: Pillow can only create sRGB, LAB and XYZ profiles itself."""
+    red, green, blue, gamma = WIDE_GAMUTS[name]
+    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, gamma) + b"\0\0"
+    tags = [(b"desc", _desc(name)), (b"wtpt", _xyz(*D50)), (b"rXYZ", _xyz(*red)), (b"gXYZ", _xyz(*green)), (b"bXYZ", _xyz(*blue))]
+    tags += [(b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    table, body, offset = struct.pack(">I", len(tags)), b"", 128 + 4 + 12 * len(tags)
+    for signature, data in tags:
+        padded = data + b"\0" * (-len(data) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(padded))
+        body += padded
+    header = struct.pack(">I", 128 + len(table) + len(body)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ " + b"\0" * 12
+    header += b"acsp" + b"\0" * 28 + _xyz(*D50)[8:] + b"\0" * 48
+    return header + table + body
+
+
 def _with_orientation(value: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = value
@@ -205,6 +243,7 @@ CASES: dict[str, tuple[Callable[[], bytes], ErrorCode | str]] = {
     # odd but valid
     "1x1": (lambda: save(Image.new("RGB", (1, 1), (255, 0, 0)), "PNG"), OK),
     "20000x1": (lambda: save(Image.new("RGB", (20000, 1), (0, 128, 255)), "PNG"), OK),
+    "70000x1": (lambda: save(Image.new("RGB", (70000, 1), (0, 128, 255)), "PNG"), OK),  # over JPEG's 65500 too
     "1x20000": (lambda: save(Image.new("L", (1, 20000), 77), "PNG"), OK),
     "16-bit-grey": (lambda: save(Image.linear_gradient("L").resize((300, 200)).point(lambda v: v * 257, "I").convert("I;16"), "PNG"), OK),
     "palette-transparency": (lambda: save(photo().quantize(64), "PNG", transparency=0), OK),

@@ -60,6 +60,16 @@ def test_every_hostile_or_odd_upload_gets_a_typed_recorded_outcome(name: str, ca
         assert store.buckets["up"][key].tags["pipeline-status"] == "rejected"
 
 
+def test_the_corrupt_tiff_is_one_pillow_raises_type_error_on() -> None:
+    """The case the issue names: Pillow's TIFF decoder raises TypeError, not OSError, here;
+    we turn it into a typed rejection."""
+    with pytest.raises(TypeError):
+        Image.open(io.BytesIO(hostile.case("tiff-typeerror"))).load()
+    with pytest.raises(RejectedInput) as caught:
+        render_all(hostile.case("tiff-typeerror"), WEB)
+    assert caught.value.code is ErrorCode.CORRUPT_IMAGE
+
+
 def test_svg_is_refused_even_when_named_png_with_a_raster_signature_inside() -> None:
     # An SVG that embeds a PNG data URI is still SVG: identification is by the container.
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/png;base64,iVBORw0KGgo="/></svg>'
@@ -142,6 +152,35 @@ def test_webp_side_limit_is_capped_and_noted() -> None:
     assert open_bytes(store.buckets["out"][renditions["converted_png"].key].data).size == (20000, 1)
     assert outcome.record is not None
     assert any("16383" in note and "converted_webp" in note for note in outcome.record["notes"])
+
+
+def test_jpeg_side_limit_is_capped_and_noted() -> None:
+    result = by_preset(render_all(hostile.case("70000x1"), CLASSIC))
+    assert open_bytes(result["compressed"].data).size == (65500, 1)
+    assert open_bytes(result["converted_webp"].data).size == (16383, 1)
+    assert open_bytes(result["converted_png"].data).size == (70000, 1)
+
+
+@pytest.mark.parametrize("profile_name", sorted(hostile.WIDE_GAMUTS))
+def test_wide_gamut_sources_are_converted_to_srgb_and_their_profile_dropped(profile_name: str) -> None:
+    """Adobe RGB and Display P3 photos (what cameras and phones embed): the renditions carry
+    no profile, so browsers read them as sRGB, and their pixels are the ICC-correct sRGB
+    values (littlecms' conversion of the decoded source), not the raw numbers."""
+    icc = hostile.rgb_icc_profile(profile_name)
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    assert ImageCms.getProfileDescription(profile).strip() == profile_name
+    for fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        data = hostile.save(hostile.photo(), fmt, icc_profile=icc, quality=95)
+        decoded = open_bytes(data).convert("RGB")
+        reference = ImageCms.profileToProfile(decoded, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        assert reference is not None
+        renditions = by_preset(render_all(data, CLASSIC))
+        for rendition in renditions.values():
+            assert metadata_markers(rendition.data) == [], f"{profile_name} {fmt} -> {rendition.preset}"
+            assert "icc_profile" not in open_bytes(rendition.data).info
+        png = open_bytes(renditions["converted_png"].data)
+        assert mean_abs_diff(png, reference) < 0.5, f"{profile_name} {fmt}: not converted to sRGB"
+        assert mean_abs_diff(decoded, reference) > 2, "the profile must make a visible difference for this test to mean anything"
 
 
 @pytest.mark.parametrize("orientation", [0, 9, 65535])
