@@ -327,6 +327,9 @@ def safe_filename(filename: str) -> str:
     (the extension is kept)."""
     name = unicodedata.normalize("NFC", filename.replace("\\", "/").rsplit("/", 1)[-1])
     name = re.sub(r"[^\w.-]+", "-", name)
+    stem, dot, ext = name.rpartition(".")
+    if dot and ext.strip("-_") and not stem.strip(".-_"):  # "★.jpg": keep the extension, not just "jpg"
+        name = f"image.{ext.strip('-_')}"
     name = re.sub(r"-{2,}", "-", name).strip(".-_")
     if len(name) > _SAFE_NAME_CHARS:
         stem, dot, ext = name.rpartition(".")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ def corpus_photos() -> list[Path]:
 def aws() -> Iterator[dict[str, Any]]:
     """moto-backed AWS with the dev stage's buckets, table and topics, plus an SQS queue
     subscribed to each topic so tests can read what was published."""
+    with moto_stack() as stack:
+        yield stack
+
+
+@contextmanager
+def moto_stack() -> Iterator[dict[str, Any]]:
+    """What the `aws` fixture yields, for fixtures of a wider scope."""
     import boto3
     from moto import mock_aws
 

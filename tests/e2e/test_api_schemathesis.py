@@ -40,7 +40,7 @@ checks.positive_data_acceptance.enabled = false
 
 def local_schema(tmp: Path) -> Path:
     """The published document minus API Gateway's API-key requirement, which `chalice local`
-    (dev stage, WRITE_AUTH=none) does not emulate; tests/functional/test_auth.py covers it."""
+    (dev stage, WRITE_AUTH=none) does not emulate; tests/functional/test_auth_openapi.py covers it."""
     doc = json.loads((ROOT / "openapi.json").read_text())
     doc.pop("securityDefinitions", None)
     for methods in doc["paths"].values():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from base64 import b64decode, urlsafe_b64encode
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
@@ -16,17 +17,47 @@ from chalice.test import Client
 
 from chalicelib.catalog import DynamoCatalog
 from chalicelib.service import image_id_for
-from tests.conftest import fixture_bytes
+from tests.conftest import fixture_bytes, moto_stack
 
 JSON = {"Content-Type": "application/json"}
 
 
+@pytest.fixture(scope="module")
+def stack() -> Iterator[dict[str, Any]]:
+    # One moto backend, one set of the app's boto3 clients and one test client for the module
+    # (building them costs about a second per test); every test starts from empty resources.
+    with moto_stack() as resources:
+        yield resources
+
+
 @pytest.fixture
-def client(aws: dict[str, Any]) -> Any:
+def aws(stack: dict[str, Any]) -> dict[str, Any]:
+    s3, env = stack["s3"], stack["env"]
+    for bucket in (env["UPLOAD_BUCKET"], env["PROCESSED_BUCKET"]):
+        try:
+            keys = [{"Key": o["Key"]} for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        except s3.exceptions.NoSuchBucket:  # a test removed it
+            s3.create_bucket(Bucket=bucket)
+            continue
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    table = env["CATALOG_TABLE"]
+    for item in stack["ddb"].scan(TableName=table, ProjectionExpression="image_id")["Items"]:  # the test's own check, not the app
+        stack["ddb"].delete_item(TableName=table, Key=item)
+    return stack
+
+
+@pytest.fixture(scope="module")
+def shared_client(stack: dict[str, Any]) -> Iterator[Any]:
     import app
 
     with Client(app.app, stage_name="dev") as c:
         yield c
+
+
+@pytest.fixture
+def client(aws: dict[str, Any], shared_client: Any) -> Any:
+    return shared_client
 
 
 def call(client: Any, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -86,21 +117,27 @@ def upload_and_process(aws: dict[str, Any], client: Any, filename: str, data: by
     return ticket
 
 
-def operations(aws: dict[str, Any]) -> list[str]:
-    """Record every DynamoDB operation the app's client makes from now on."""
+@pytest.fixture
+def operations(aws: dict[str, Any]) -> Iterator[list[str]]:
+    """Every DynamoDB operation the app's client makes during the test."""
     import app
 
     seen: list[str] = []
-    app.api_context().catalog._db.meta.events.register("before-call.dynamodb.*", lambda model, **_: seen.append(model.name))  # type: ignore[attr-defined]
-    return seen
+
+    def record(model: Any, **_: Any) -> None:
+        seen.append(model.name)
+
+    events = app.api_context().catalog._db.meta.events  # type: ignore[attr-defined]
+    events.register("before-call.dynamodb.*", record)
+    yield seen
+    events.unregister("before-call.dynamodb.*", record)
 
 
 # --- GET /images -----------------------------------------------------------------------
 
 
-def test_listing_pages_newest_first_with_a_query_never_a_scan(aws: dict[str, Any], client: Any) -> None:
+def test_listing_pages_newest_first_with_a_query_never_a_scan(aws: dict[str, Any], client: Any, operations: list[str]) -> None:
     expected = seed(aws, 7)
-    seen = operations(aws)
     pages, token = [], None
     while True:
         status, body = call(client, "GET", "/images?limit=3" + (f"&next={token}" if token else ""))
@@ -111,7 +148,7 @@ def test_listing_pages_newest_first_with_a_query_never_a_scan(aws: dict[str, Any
             break
     assert [len(p) for p in pages] == [3, 3, 1]
     assert [i for p in pages for i in p] == expected  # every record once, newest first
-    assert "Query" in seen and "Scan" not in seen
+    assert "Query" in operations and "Scan" not in operations
 
 
 def test_last_full_page_says_there_is_no_next(aws: dict[str, Any], client: Any) -> None:

@@ -103,6 +103,9 @@ def test_delete_conflicts_when_the_record_changed_meanwhile() -> None:
         ("my photo (1).jpeg", "my-photo-1-.jpeg"),
         ("写真.jpg", "写真.jpg"),
         ("\x00\x01", "image"),
+        ("★.jpg", "image.jpg"),
+        (".png", "image.png"),
+        ("---", "image"),
         ("a" * 300 + ".webp", "a" * 95 + ".webp"),
     ],
 )
