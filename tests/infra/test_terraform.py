@@ -128,7 +128,7 @@ def test_packaged_prod_applies_against_moto(
             name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
         )
 
-    s3, ddb, sns, cw, lam, logs = (client(n) for n in ("s3", "dynamodb", "sns", "cloudwatch", "lambda", "logs"))
+    s3, ddb, sns, cw, lam, logs, cloudfront = (client(n) for n in ("s3", "dynamodb", "sns", "cloudwatch", "lambda", "logs", "cloudfront"))
 
     # buckets: random suffix, private, encrypted, versioned, TLS only
     uploads, processed = outputs["upload_bucket"], outputs["processed_bucket"]
@@ -200,7 +200,29 @@ def test_packaged_prod_applies_against_moto(
         "image-pipeline-prod-async-failures-not-empty",
         "image-pipeline-prod-reprocess-dlq-not-empty",
         "image-pipeline-prod-rejected-rate",
+        "image-pipeline-prod-publish-failures",
     ):
         assert alarms[name]["AlarmActions"] == [alerts_arn] and alarms[name]["OKActions"] == [alerts_arn], name
     assert alarms["image-pipeline-prod-process_upload-duration-p95"]["Threshold"] == 120 * 1000 * 0.8
     assert cw.get_dashboard(DashboardName="image-pipeline-prod")["DashboardBody"]
+    rate = {q["Id"]: q for q in alarms["image-pipeline-prod-rejected-rate"]["Metrics"]}
+    assert [q["Id"] for q in rate.values() if q.get("ReturnData", True)] == ["rate"]
+    assert {q["MetricStat"]["Metric"]["MetricName"] for q in rate.values() if "MetricStat" in q} == {"Processed", "Rejected"}
+
+    # CDN: the private processed bucket behind origin access control, HTTPS only, compressed;
+    # the bucket policy lets exactly this distribution read renditions/
+    (summary,) = cloudfront.list_distributions()["DistributionList"]["Items"]
+    assert outputs["cloudfront_domain"] == summary["DomainName"]
+    config = cloudfront.get_distribution_config(Id=summary["Id"])["DistributionConfig"]
+    (origin,) = config["Origins"]["Items"]
+    assert origin["DomainName"].startswith(f"{processed}.s3.")
+    # moto does not echo the origin's OriginAccessControlId; the control itself must exist
+    (oac,) = cloudfront.list_origin_access_controls()["OriginAccessControlList"]["Items"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == ("s3", "always", "sigv4")
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["ViewerProtocolPolicy"] == "https-only" and behavior["Compress"] is True
+    grant = [s for s in json.loads(s3.get_bucket_policy(Bucket=processed)["Policy"])["Statement"] if s["Effect"] == "Allow"]
+    assert [(g["Principal"], g["Resource"], g["Condition"]["StringEquals"]["AWS:SourceArn"]) for g in grant] == [
+        ({"Service": "cloudfront.amazonaws.com"}, f"arn:aws:s3:::{processed}/renditions/*", summary["ARN"])
+    ]
+    assert outputs["dashboard_url"].endswith("#dashboards:name=image-pipeline-prod")
