@@ -180,8 +180,16 @@ def test_packaged_prod_applies_against_moto(
     env = lam.get_function_configuration(FunctionName="image-pipeline-prod-process_upload")["Environment"]["Variables"]
     assert (env["UPLOAD_BUCKET"], env["PROCESSED_BUCKET"], env["ALERTS_TOPIC_ARN"]) == (uploads, processed, alerts_arn)
     assert env["EVENTS_TOPIC"] == "image-pipeline-prod-events" and env["CATALOG_TABLE"] == "image-pipeline-prod-catalog"
-    invoke = lam.get_function_event_invoke_config(FunctionName="image-pipeline-prod-process_upload")
-    assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":image-pipeline-prod-async-failures")
+    # every S3/SNS-triggered function: bounded retries, then the async-failures queue
+    for handler, f in packaging.functions(packaged[1]).items():
+        if f["trigger"] != "async":
+            continue
+        invoke = lam.get_function_event_invoke_config(FunctionName=f"image-pipeline-prod-{handler}")
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":image-pipeline-prod-async-failures"), handler
+        assert (invoke["MaximumRetryAttempts"], invoke["MaximumEventAgeInSeconds"]) == (2, 3600), handler
+    (mapping,) = lam.list_event_source_mappings()["EventSourceMappings"]
+    assert mapping["EventSourceArn"].endswith(":image-pipeline-prod-reprocess")
+    assert mapping["FunctionArn"].endswith(":function:image-pipeline-prod-reprocess")
     groups = {
         g["logGroupName"]: g.get("retentionInDays")
         for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/image-pipeline-prod")["logGroups"]
