@@ -198,3 +198,18 @@ def test_roles_may_do_what_the_terraform_wiring_needs(packaged: tuple[Path, dict
     assert _allowed(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-processed-{SUFFIX}/renditions/a.jpg/w320.jpg")
     assert not _allowed(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
     assert not _allowed(POLICY, "sqs:SendMessage", queue_arn.format("reprocess"))
+
+
+def test_chalice_config_writes_only_the_settings_the_stage_defines(tmp_path: Path) -> None:
+    """`make chalice-config` (path 2): infra's names go into the stage, nothing else moves."""
+    config = tmp_path / "config.json"
+    original = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config.write_text(json.dumps(original))
+    outputs = {"UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d", "NOT_A_SETTING": "x", "UPLOAD_PREFIX": "uploads/"}
+    assert packaging.chalice_config("prod", outputs, config) == {"UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d"}
+    written = json.loads(config.read_text())
+    assert "NOT_A_SETTING" not in written["stages"]["prod"]["environment_variables"]
+    original["stages"]["prod"]["environment_variables"]["UPLOAD_BUCKET"] = "image-pipeline-prod-uploads-0a1b2c3d"
+    assert written == original
+    with pytest.raises(packaging.PackageError, match="stage 'nope' is not in"):
+        packaging.chalice_config("nope", outputs, config)

@@ -234,3 +234,20 @@ def test_packaged_prod_applies_against_moto(
         ({"Service": "cloudfront.amazonaws.com"}, f"arn:aws:s3:::{processed}/renditions/*", summary["ARN"])
     ]
     assert outputs["dashboard_url"].endswith("#dashboards:name=image-pipeline-prod")
+
+    # path 2's glue: `make chalice-config` turns this very output into the stage's settings,
+    # which the app accepts (a copy of .chalice/config.json stands in for the real one)
+    from chalicelib.settings import Settings
+
+    config = tmp_path / "config.json"
+    config.write_text((ROOT / ".chalice" / "config.json").read_text())
+    changed = packaging.chalice_config("prod", outputs["chalice_environment"], config)
+    assert changed["UPLOAD_BUCKET"] == uploads and changed["ALERTS_TOPIC_ARN"] == alerts_arn
+    env = json.loads(config.read_text())["stages"]["prod"]["environment_variables"]
+    settings = Settings.from_env(env)
+    assert (settings.upload_bucket, settings.processed_bucket, settings.reprocess_queue) == (
+        uploads,
+        processed,
+        "image-pipeline-prod-reprocess",
+    )
+    assert settings.cdn_domain == outputs["cloudfront_domain"]
