@@ -79,7 +79,7 @@ def stack(tmp_path: Path) -> Any:
                 stack.process.wait(10)
 
 
-def test_upload_a_photo_and_read_its_renditions_in_the_gallery(browser: Any, stack: dict[str, str]) -> None:
+def test_upload_a_photo_and_read_its_renditions_in_the_gallery(browser: Any, stack: dict[str, str], tmp_path: Path) -> None:
     api = stack["api"]
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
@@ -127,4 +127,12 @@ def test_upload_a_photo_and_read_its_renditions_in_the_gallery(browser: Any, sta
     preview = page.locator("[data-testid=preview]")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=15_000)
     page.screenshot(path=str(ARTIFACTS / "gallery-detail.png"))
+
+    # A file the pipeline cannot process is refused before anything is stored, with the reason.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    page.set_input_files("#picker", str(notes))
+    refused = page.locator("[data-testid=upload-row]", has_text="notes.txt").locator(".state.error")
+    refused.wait_for(timeout=15_000)
+    assert "not an image type" in refused.inner_text()
     assert errors == []
