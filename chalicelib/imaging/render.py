@@ -158,7 +158,8 @@ class _Renderer:
             item = plans[index]
             start = made.get(item.scaled)
             if start is None:
-                candidates = [im for size, im in made.items() if size[0] >= item.scaled[0] * 2 and size[1] >= item.scaled[1] * 2]
+                # At least twice the size (less one pixel of rounding): cheaper than the base, still sharp.
+                candidates = [im for size, im in made.items() if min(a - 2 * b for a, b in zip(size, item.scaled, strict=True)) >= -1]
                 if candidates:
                     start = steps.resize(min(candidates, key=lambda im: im.size[0] * im.size[1]), item.scaled)
                 else:
@@ -191,15 +192,15 @@ class _Renderer:
         """
         if self.pool is None or image.size == size or size[0] * size[1] < _STRIP_MIN_PIXELS:
             return steps.resize(image, size)
-        image = steps.pre_reduce(image, size)
+        image, box = steps.pre_reduce(image, size)
         (width, height), parts = image.size, self.pool._max_workers * _STRIPS_PER_WORKER
-        if size[0] != width:
-            image = self._bands(image, (size[0], height), parts, rows=True)
-        if size[1] != height:
-            image = self._bands(image, size, parts, rows=False)
+        if size[0] != width or (box[0], box[2]) != (0, width):
+            image = self._bands(image, (size[0], height), parts, (box[0], box[2]), rows=True)
+        if size[1] != height or (box[1], box[3]) != (0, height):
+            image = self._bands(image, size, parts, (box[1], box[3]), rows=False)
         return image
 
-    def _bands(self, image: Image.Image, size: tuple[int, int], parts: int, *, rows: bool) -> Image.Image:
+    def _bands(self, image: Image.Image, size: tuple[int, int], parts: int, span: tuple[float, float], *, rows: bool) -> Image.Image:
         assert self.pool is not None
         length = image.size[1] if rows else image.size[0]
         edges = [length * i // parts for i in range(parts + 1)]
@@ -207,9 +208,9 @@ class _Renderer:
         def band(i: int) -> Image.Image:
             if rows:  # horizontal pass on rows edges[i]:edges[i+1]
                 part = image.crop((0, edges[i], image.size[0], edges[i + 1]))
-                return part.resize((size[0], part.size[1]), steps.LANCZOS)
+                return part.resize((size[0], part.size[1]), steps.LANCZOS, box=(span[0], 0, span[1], part.size[1]))
             part = image.crop((edges[i], 0, edges[i + 1], image.size[1]))
-            return part.resize((part.size[0], size[1]), steps.LANCZOS)
+            return part.resize((part.size[0], size[1]), steps.LANCZOS, box=(0, span[0], part.size[0], span[1]))
 
         out = Image.new(image.mode, size)
         for i, piece in enumerate(self.pool.map(band, range(parts))):

@@ -15,7 +15,7 @@ def test_bench_runs_on_one_fixture(tmp_path: Path, capsys: pytest.CaptureFixture
     from bench import run
 
     args = ["--corpus", str(FIXTURES), "--pattern", "orient_landscape_6.jpg", "--repeats", "1", "--threads", "2"]
-    code = run.main([*args, "--no-vips", "--no-rss", "--no-plot", "--out", str(tmp_path)])
+    code = run.main([*args, "--no-vips", "--no-rss", "--no-plot", "--cold-starts", "1", "--out", str(tmp_path)])
     assert code == 0
     result = json.loads((tmp_path / "latest.json").read_text())
     (photo,) = result["photos"]
@@ -25,4 +25,9 @@ def test_bench_runs_on_one_fixture(tmp_path: Path, capsys: pytest.CaptureFixture
     # The quality check looks at real pixels: an upright, correctly sized rendition scores well.
     assert min(v["psnr"] for v in photo["quality"]["ours"].values()) > 25
     assert set(photo["classic_outputs"]["ours"]) == set(photo["classic_outputs"]["naive"])
+    # Cold start is read from a real `python -X importtime -c "import app"`, with the plugins it loaded.
+    cold = result["summary"]["cold_start"]
+    assert cold["median_ms"] > 0
+    assert "JpegImagePlugin" in cold["pil_plugins"]
+    assert "PsdImagePlugin" not in cold["pil_plugins"]
     assert "Goals" in capsys.readouterr().out

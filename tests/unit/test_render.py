@@ -52,21 +52,28 @@ def test_every_exif_orientation_comes_out_upright(kind: str, orientation: int) -
         assert mean_abs_diff(ours, upright.transpose(Image.Transpose.FLIP_LEFT_RIGHT)) > 12
 
 
-def test_threads_give_the_same_picture() -> None:
+@pytest.mark.parametrize(
+    ("fmt", "stored"),
+    [
+        ("JPEG", (2400, 3200)),  # draft decode, then a mild (bicubic) first resize
+        ("PNG", (3077, 4101)),  # no draft: a Lanczos first resize from the full size
+    ],
+)
+def test_threads_give_the_same_picture(fmt: str, stored: tuple[int, int]) -> None:
     # With workers the first big resize is shared by threads in bands of rows, then columns.
     # Lossless outputs show the pixels themselves: they must not move by a single value.
     from chalicelib.presets import Preset, Profile
 
     source = open_bytes(fixture_bytes("orient_landscape_6.jpg"))
     big = io.BytesIO()
-    source.resize((2400, 3200), Image.Resampling.BICUBIC).save(big, "JPEG", quality=90, exif=source.info["exif"])
+    source.resize(stored, Image.Resampling.BICUBIC).save(big, fmt, exif=source.info["exif"], **({"quality": 90} if fmt == "JPEG" else {}))
     lossless = Profile("lossless", (Preset("large", "PNG", width=2048), Preset("small", "PNG", width=300)))
     alone = {r.preset: r for r in render_all(big.getvalue(), lossless, workers=1).renditions}
     shared = {r.preset: r for r in render_all(big.getvalue(), lossless, workers=3).renditions}
     for name, rendition in alone.items():
         assert (rendition.width, rendition.height) == (shared[name].width, shared[name].height)
         assert rendition.width == (2048 if name == "large" else 300)
-        assert rendition.width > rendition.height, "upright: stored 2400x3200 with EXIF orientation 6"
+        assert rendition.width > rendition.height, "upright: stored portrait with EXIF orientation 6"
         assert shared[name].data == rendition.data, name
 
 
@@ -206,3 +213,15 @@ def test_real_photos_web_profile(photo: Path) -> None:
             ideal.save(buffer, rendition.format, quality=WEB_QUALITY[rendition.format])
             floor = psnr(open_bytes(buffer.getvalue()), ideal)
             assert psnr(image, ideal) > floor - 0.5, name
+
+
+@pytest.mark.parametrize("stored", [(2731, 2048), (2731, 2047), (4101, 3077)])
+def test_box_reduction_matches_pillows_own_reducing_gap(stored: tuple[int, int]) -> None:
+    # steps.resize box-reduces a 6x+ reduction first; the box it hands to the final resample
+    # (also used by the threaded bands) must be Pillow's own, or odd sides would shift the picture.
+    from chalicelib.imaging import steps
+
+    image = open_bytes(fixture_bytes("orient_landscape_1.jpg")).convert("RGB").resize(stored, Image.Resampling.BICUBIC)
+    size = (stored[0] * 2 // 13, stored[1] * 2 // 13)  # 6.5x: reduce(2) then Lanczos
+    expected = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=steps.REDUCING_GAP)
+    assert steps.resize(image, size).tobytes() == expected.tobytes()
