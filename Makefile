@@ -12,10 +12,10 @@ PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-v
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: help venv run test test-fast check lint typecheck clean reprocess bench openapi package deploy destroy infra chalice-config checkov checkov-venv
+.PHONY: help venv run measure-local test test-fast check lint typecheck clean reprocess bench openapi package deploy destroy infra chalice-config checkov checkov-venv
 
 help: ## Show the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.12+ not found. Install 3.13 (pyenv install 3.13.0) or run make PYTHON=/path/to/python3.13" >&2; exit 1; fi
@@ -28,6 +28,10 @@ venv: $(BIN)/.installed ## Create .venv with Python 3.12+ and the pinned depende
 
 run: venv ## Run the whole pipeline locally: ./inbox -> emulated AWS -> ./outbox (Ctrl-C stops)
 	$(BIN)/python -m chalicelib.local run
+
+MEASURE_ARGS ?=
+measure-local: venv ## Time `make run` on ../shared/corpus: 12 MP latency median, images/min for 20 (MEASURE_ARGS="--runs 7 --batch 20")
+	$(BIN)/python -m tools.measure_local_stack $(MEASURE_ARGS)
 
 test: venv ## Run the whole test suite (unit, functional, end-to-end)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

@@ -14,6 +14,7 @@ from chalicelib.local.stack import SAMPLES_DIR, seed_inbox
 from chalicelib.local.watcher import InboxWatcher, files_in, upload_key
 from chalicelib.settings import Settings
 from tests.conftest import FIXTURES
+from tools.measure_local_stack import ImageLine, parse_batch_line, parse_image_line
 
 SETTINGS = Settings(upload_bucket="in-bucket", processed_bucket="out-bucket", catalog_table="catalog", events_topic="events")
 
@@ -99,6 +100,13 @@ def test_live_log_prints_an_image_when_its_last_rendition_is_in_the_outbox(tmp_p
     assert lines[1].startswith("[2/2]   rejected   uploads/bad.jpg  not_an_image: text")
     assert lines[2].startswith("batch done: 2 images in ") and "(1 processed, 1 rejected, 0 failed), 2 renditions" in lines[2]
     assert "not_an_image: text" in (tmp_path / "bad.jpg.rejected.txt").read_text()
+    # `make measure-local` reads its figures from these lines.
+    assert parse_image_line(lines[0]) == ImageLine("processed", "uploads/a.jpg", 2.0)
+    rejected = parse_image_line(lines[1])
+    assert rejected is not None and (rejected.status, rejected.key) == ("rejected", "uploads/bad.jpg")
+    assert parse_image_line(lines[2]) is None
+    batch = parse_batch_line(lines[2])
+    assert batch is not None and batch.count == 2 and batch.per_minute is not None and batch.per_minute > 0
     # A later good version of the same key clears the rejection note.
     live.event(_envelope({"type": "image.processed", "source_key": "uploads/bad.jpg", "renditions": [], "renditions_bytes": 0}))
     assert not (tmp_path / "bad.jpg.rejected.txt").exists()
