@@ -239,3 +239,15 @@ def test_api_key_stage_gets_a_key_and_usage_plan(packaged: tuple[Path, dict[str,
     for mode in ("none", "iam"):
         assert packaging.write_api_key(template, mode) is None
     assert packaging.write_api_key({"resource": {}}, "api_key") is None  # no routes, no API
+
+
+def test_infra_only_is_infra_for_the_stage_and_keeps_state(tmp_path: Path) -> None:
+    """`make infra` (path 2): infra/ alone, its stage set, state kept across runs."""
+    out = tmp_path / "infra"
+    out.mkdir()
+    (out / "terraform.tfstate").write_text("{}")
+    packaging.infra_only("prod", out)
+    names = {p.name for p in out.iterdir()}
+    own = {p.name for p in (ROOT / "infra").iterdir() if p.suffix == ".tf" or p.name == "terraform.tfvars"}
+    assert names == own | {"stage_override.tf.json", "terraform.tfstate"}
+    assert json.loads((out / "stage_override.tf.json").read_text()) == {"variable": {"stage": {"default": "prod"}}}
