@@ -12,10 +12,10 @@ PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-v
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: help venv run test test-fast check lint typecheck clean reprocess bench openapi
+.PHONY: help venv run measure-local test test-fast check lint typecheck clean reprocess bench openapi package deploy destroy infra chalice-config checkov checkov-venv
 
 help: ## Show the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.12+ not found. Install 3.13 (pyenv install 3.13.0) or run make PYTHON=/path/to/python3.13" >&2; exit 1; fi
@@ -28,6 +28,10 @@ venv: $(BIN)/.installed ## Create .venv with Python 3.12+ and the pinned depende
 
 run: venv ## Run the whole pipeline locally: ./inbox -> emulated AWS -> ./outbox (Ctrl-C stops)
 	$(BIN)/python -m chalicelib.local run
+
+MEASURE_ARGS ?=
+measure-local: venv ## Time `make run` on ../shared/corpus: 12 MP latency median, images/min for 20 (MEASURE_ARGS="--runs 7 --batch 20")
+	$(BIN)/python -m tools.measure_local_stack $(MEASURE_ARGS)
 
 test: venv ## Run the whole test suite (unit, functional, end-to-end)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
@@ -46,11 +50,11 @@ bench: $(BIN)/.bench-installed ## Time ours vs the older scripts and libvips on 
 check: lint typecheck ## ruff and mypy
 
 lint: venv
-	$(BIN)/ruff check app.py chalicelib tests bench tools
-	$(BIN)/ruff format --check app.py chalicelib tests bench tools
+	$(BIN)/ruff check app.py chalicelib tests bench tools deploy
+	$(BIN)/ruff format --check app.py chalicelib tests bench tools deploy
 
 typecheck: venv
-	$(BIN)/mypy app.py chalicelib bench tools
+	$(BIN)/mypy app.py chalicelib bench tools deploy
 
 openapi: venv ## Regenerate openapi.json from the routes (a test checks it is current)
 	$(BIN)/python -m tools.openapi > openapi.json.tmp && mv openapi.json.tmp openapi.json
@@ -59,5 +63,49 @@ REPROCESS_ARGS ?=
 reprocess: venv ## Re-render sources made with older presets (STAGE=dev; REPROCESS_ARGS="--direct --batch-size 50 --restart")
 	$(BIN)/python -m chalicelib.reprocess --stage $(STAGE) $(REPROCESS_ARGS)
 
-clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the virtual environments and caches (not build/: it holds Terraform state)
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# ------------------------------------------------------------------ deploy (issue 4)
+# All-Terraform: `make package STAGE=prod`, then `make deploy STAGE=prod` (or terraform
+# yourself in build/prod/terraform). Chalice deploy: `make infra STAGE=prod`,
+# `make chalice-config STAGE=prod`, `chalice deploy --stage prod`, then
+# `make infra STAGE=prod TF_ARGS=-var=configure_functions=true`. See README "Deploy to AWS".
+TF_DIR = build/$(STAGE)/terraform
+INFRA_DIR = build/$(STAGE)/infra
+TF_ARGS ?=
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_VERSION := 3.3.30
+# checkov pins an old boto3: it gets its own virtual environment.
+CHECKOV_PYTHON ?= $(PYTHON)
+
+package: venv ## Build build/STAGE/terraform: chalice package + infra/ + overrides (use STAGE=prod)
+	$(BIN)/python deploy/package.py --stage $(STAGE) --out $(TF_DIR)
+
+deploy: package ## package, then terraform init and apply in build/STAGE/terraform (asks before changing anything)
+	terraform -chdir=$(TF_DIR) init -input=false
+	terraform -chdir=$(TF_DIR) apply $(TF_ARGS)
+
+destroy: venv ## terraform destroy of build/STAGE/terraform (buckets must be empty unless force_destroy=true was applied)
+	@[ -f $(TF_DIR)/deployment.zip ] || $(BIN)/python deploy/package.py --stage $(STAGE) --out $(TF_DIR)
+	terraform -chdir=$(TF_DIR) init -input=false
+	terraform -chdir=$(TF_DIR) destroy $(TF_ARGS)
+
+infra: venv ## Chalice-deploy path: terraform apply of infra/ alone in build/STAGE/infra
+	$(BIN)/python deploy/package.py --stage $(STAGE) --infra-only --out $(INFRA_DIR)
+	terraform -chdir=$(INFRA_DIR) init -input=false
+	terraform -chdir=$(INFRA_DIR) apply $(TF_ARGS)
+
+chalice-config: venv ## Write infra's output names into .chalice/config.json for STAGE (before chalice deploy)
+	terraform -chdir=$(INFRA_DIR) output -json chalice_environment > $(INFRA_DIR)/chalice_environment.json
+	$(BIN)/python deploy/package.py --stage $(STAGE) --chalice-config $(INFRA_DIR)/chalice_environment.json
+
+$(CHECKOV_VENV)/bin/checkov:
+	@[ -x $(CHECKOV_VENV)/bin/python ] || $(CHECKOV_PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+
+checkov-venv: $(CHECKOV_VENV)/bin/checkov ## Install checkov (pinned) in .venv-checkov
+
+checkov: venv checkov-venv ## Package STAGE (code only) and scan it with checkov and .checkov.yaml
+	$(BIN)/python deploy/package.py --stage $(STAGE) --out build/checkov-$(STAGE) --skip-requirements
+	$(CHECKOV_VENV)/bin/checkov -d build/checkov-$(STAGE) --config-file .checkov.yaml

@@ -27,6 +27,11 @@ class ErrorCode(StrEnum):
     INVALID_KEY = "invalid_key"
 
 
+class SourceChanged(Exception):
+    """The source is no longer the object HEAD saw: overwritten or deleted meanwhile. That
+    change has its own S3 event, which will process (or remove) what is there now."""
+
+
 class RejectedInput(Exception):
     """The upload is not an acceptable image. Final: retrying cannot change the outcome."""
 

@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote_plus
 from chalicelib import observe
 from chalicelib.catalog import Catalog, Record, sequencer_order
 from chalicelib.imaging import codec, render
-from chalicelib.models import ErrorCode, RejectedInput, Rendition, SourceObject, Status, StoredRendition, Upload
+from chalicelib.models import ErrorCode, RejectedInput, Rendition, SourceChanged, SourceObject, Status, StoredRendition, Upload
 from chalicelib.notify import Notifier
 from chalicelib.presets import Profile
 from chalicelib.settings import Settings
@@ -191,6 +191,10 @@ def process_upload(pipeline: Pipeline, upload: Upload) -> Outcome:
             result, stored = _read_and_render(attempt, source)
         except RejectedInput as rejection:
             return _reject(attempt, rejection)
+        except SourceChanged:
+            # Not a failure: S3 sends an event for the overwrite or delete, and that one
+            # processes what is there now. Nothing was written yet (the read comes first).
+            return ignored(upload, "the object changed while it was read; its own event handles the new state", attempt.image_id)
         return _store(attempt, source, result, stored)
     except Exception as exc:
         _fail(attempt, exc)

@@ -10,14 +10,20 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from chalicelib.models import SourceObject
+from chalicelib.models import SourceChanged, SourceObject
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+# GetObject errors meaning "not the object HEAD saw any more": the ETag no longer matches
+# (overwritten), or the key or version is gone (deleted).
+_CHANGED = frozenset({"PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion", "404"})
 
 
 class ObjectStore(Protocol):
     def head(self, bucket: str, key: str) -> SourceObject | None: ...
-    def get(self, source: SourceObject) -> bytes: ...
+    def get(self, source: SourceObject) -> bytes:
+        """The bytes of exactly `source` (its version, else its ETag); SourceChanged if gone."""
+        ...
+
     def put(
         self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str], cache_control: str = IMMUTABLE
     ) -> None: ...
@@ -58,7 +64,12 @@ class S3ObjectStore:
         extra: dict[str, str] = (
             {"VersionId": source.version_id} if source.version_id and source.version_id != "null" else {"IfMatch": f'"{source.etag}"'}
         )
-        response = self._s3.get_object(Bucket=source.bucket, Key=source.key, **extra)
+        try:
+            response = self._s3.get_object(Bucket=source.bucket, Key=source.key, **extra)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _CHANGED:
+                raise SourceChanged(f"{source.key} was overwritten or deleted after HEAD") from exc
+            raise
         return bytes(response["Body"].read())
 
     def put(
@@ -122,9 +133,9 @@ class MemoryObjectStore:
         return SourceObject(bucket, key, len(obj.data), hashlib.md5(obj.data).hexdigest(), str(obj.version), obj.content_type)  # noqa: S324 - an ETag, not security
 
     def get(self, source: SourceObject) -> bytes:
-        obj = self.buckets[source.bucket][source.key]
-        if source.version_id and str(obj.version) != source.version_id:
-            raise KeyError(f"{source.key} changed since HEAD")
+        obj = self.buckets.get(source.bucket, {}).get(source.key)
+        if obj is None or (source.version_id and str(obj.version) != source.version_id):
+            raise SourceChanged(f"{source.key} was overwritten or deleted after HEAD")
         return obj.data
 
     def put(

@@ -36,6 +36,9 @@ def free_port() -> int:
 def ensure_free(port: int, variable: str) -> None:
     """Fail with a clear message, before starting anything, if a port is taken."""
     with socket.socket() as sock:
+        # As the servers themselves bind: connections of a stack stopped a moment ago
+        # (TIME_WAIT) do not make the port busy, only a listening socket does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
@@ -79,9 +82,11 @@ class Child:
             if self.process.poll() is not None:
                 raise StartupError(f"{self.name} exited with code {self.process.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback URL we built
+                with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URL we built
+                    response.read()  # hanging up mid-body leaves a BrokenPipe traceback in the server's log
                     return
-            except urllib.error.HTTPError:
+            except urllib.error.HTTPError as exc:
+                exc.read()
                 return  # it answered
             except OSError:
                 time.sleep(0.05)

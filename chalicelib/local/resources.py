@@ -15,7 +15,6 @@ outbox mirror) and the events topic (the live log).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -216,7 +215,3 @@ def describe(wiring: Wiring) -> list[str]:
     ]
     lines += [f"{name}: not run locally" for name in wiring.not_relayed]
     return lines
-
-
-def dumps(wiring: Wiring) -> str:
-    return json.dumps({"routes": [route.__dict__ for route in wiring.routes], "queues": wiring.queues, "topics": wiring.topics})

@@ -33,11 +33,12 @@ BAD_TEXT = b"Notes from the trip: remember to buy sunscreen.\n" * 20  # text sav
 class Stack:
     """The local stack in a subprocess; its console lines are collected as they come."""
 
-    def __init__(self, tmp: Path, inbox: Path, outbox: Path) -> None:
+    def __init__(self, tmp: Path, inbox: Path, outbox: Path, ports: tuple[str, str] = ("0", "0")) -> None:
         self.env = env = {
             **os.environ,
-            "LOCAL_AWS_PORT": "0",  # the stack picks free ports and names them on its ready line
-            "LOCAL_API_PORT": "0",
+            # "0": the stack picks free ports and names them on its ready line
+            "LOCAL_AWS_PORT": ports[0],
+            "LOCAL_API_PORT": ports[1],
             "INBOX": str(inbox),
             "OUTBOX": str(outbox),
             "LOCAL_LOG_DIR": str(tmp / "local"),
@@ -126,7 +127,8 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
         ready = stack.wait_for_line("ready:", timeout=60)
         urls = dict(re.findall(r"(api|aws)=(\S+)", ready))
         assert set(urls) == {"api", "aws"}
-        stack.env["LOCAL_AWS_PORT"] = urls["aws"].rsplit(":", 1)[1]  # for the CLI below
+        ports = (urls["aws"].rsplit(":", 1)[1], urls["api"].rsplit(":", 1)[1])
+        stack.env["LOCAL_AWS_PORT"] = ports[0]  # for the CLI below
         clients = {name: boto3.client(name, endpoint_url=urls["aws"], region_name="us-east-1") for name in ("sqs", "sns", "dynamodb", "s3")}
         # Listen on the alerts topic the way a person's e-mail subscription would.
         alerts_arn = DEV_ENV["ALERTS_TOPIC_ARN"]
@@ -230,9 +232,10 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
     finally:
         _kill(stack)
 
-    # Restart: only what has no outputs yet is uploaded again.
+    # Restart at once on the same ports (the last run's connections linger in TIME_WAIT):
+    # only what has no outputs yet is uploaded again.
     (inbox / "after restart.jpg").write_bytes((FIXTURES / "orient_landscape_2.jpg").read_bytes())
-    stack = Stack(tmp_path, inbox, outbox)
+    stack = Stack(tmp_path, inbox, outbox, ports)
     try:
         stack.wait_for_line("ready:", timeout=60)
         assert any("(1 file(s) without outputs yet)" in line for line in stack.lines), stack.lines

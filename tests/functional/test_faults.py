@@ -178,3 +178,93 @@ def test_awkward_keys_through_the_handler(aws: dict[str, Any], client: Any, key:
         assert "/../" not in out and "/./" not in out and "//" not in out
     head = aws["s3"].head_object(Bucket=aws["env"]["PROCESSED_BUCKET"], Key=keys[0])
     assert head["Metadata"]["source-key"].isascii()
+
+
+# --- races against real S3 and DynamoDB semantics ---------------------------------------------
+
+
+def s3_event(client: Any, bucket: str, key: str, sequencer: str, name: str = "ObjectCreated:Put") -> dict[str, Any]:
+    body: dict[str, Any] = client.events.generate_s3_event(bucket=bucket, key=quote_plus(key), event_name=name)
+    body["Records"][0]["s3"]["object"]["sequencer"] = sequencer
+    return body
+
+
+@pytest.mark.parametrize("change", ["overwritten", "deleted"])
+def test_source_changing_between_head_and_get_is_left_to_its_own_event(
+    aws: dict[str, Any], client: Any, change: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The read is pinned to the ETag HEAD saw. When the object is overwritten or deleted in
+    between, that change has its own S3 event: this one steps aside (no failure, no alert, no
+    retry, nothing written), and the newer event then renders what is really there."""
+    bucket = aws["env"]["UPLOAD_BUCKET"]
+    aws["s3"].put_object(Bucket=bucket, Key=KEY, Body=fixture_bytes("orient_landscape_1.jpg"))
+    app_s3 = aws_clients.client("s3", "us-east-1")
+    changed: list[str] = []
+
+    def change_first(**_: Any) -> None:
+        if not changed:  # S3 applies the change while our GET is on its way
+            changed.append(change)
+            if change == "overwritten":
+                aws["s3"].put_object(Bucket=bucket, Key=KEY, Body=fixture_bytes("orient_portrait_1.jpg"))
+            else:
+                aws["s3"].delete_object(Bucket=bucket, Key=KEY)
+
+    app_s3.meta.events.register("before-call.s3.GetObject", change_first)
+    try:
+        client.lambda_.invoke("process_upload", s3_event(client, bucket, KEY, "0062E99A88DC407450"))  # does not raise
+    finally:
+        app_s3.meta.events.unregister("before-call.s3.GetObject", change_first)
+    assert changed == [change]
+    lines = outcome_lines(capsys)
+    assert [x["event"] for x in lines] == ["image.ignored"] and "changed" in lines[0]["reason"]
+    assert drain(aws["sqs"], aws["events_queue"]) == []  # no "failed" alert for a normal race
+    assert catalog_item(aws, KEY) is None and processed_keys(aws) == []
+    if change == "overwritten":
+        client.lambda_.invoke("process_upload", s3_event(client, bucket, KEY, "0062E99A88DC407460"))
+        record = catalog_item(aws, KEY)
+        assert record is not None and record["status"] == "processed" and (record["width"], record["height"]) == (450, 600)
+        listed_exist(aws, KEY)
+
+
+def test_dynamodb_conditional_write_orders_by_sequencer_not_by_arrival(aws: dict[str, Any]) -> None:
+    """The real table's condition, not the in-memory one: an older S3 sequencer never
+    replaces a newer one (compared as hex numbers, whatever their length), a duplicate of the
+    same event may write again, and a refused write changes nothing."""
+    from chalicelib.catalog import DynamoCatalog, sequencer_order
+
+    catalog = DynamoCatalog(aws["ddb"], aws["env"]["CATALOG_TABLE"])
+
+    def put(sequencer: str, label: str) -> bool:
+        return catalog.put({"image_id": "i1", "sequencer": sequencer_order(sequencer), "label": label, "listing": "images"})
+
+    assert put("0062E99A88DC407460", "newer")
+    assert not put("0062E99A88DC407450", "older")
+    assert not put("62E99A88DC4074", "shorter, so smaller")  # 16 hex digits < 18
+    assert (catalog.get("i1") or {})["label"] == "newer"
+    assert put("0062E99A88DC407460", "duplicate")  # the same event delivered again: idempotent
+    assert put("0062E99A88DC4074600", "longer, so newer")
+    assert (catalog.get("i1") or {})["label"] == "longer, so newer"
+
+
+def test_metrics_come_from_the_log_line_not_from_api_calls(aws: dict[str, Any], client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Embedded Metric Format: a processed and a rejected upload make only the S3, DynamoDB
+    and SNS calls of the pipeline itself, never CloudWatch's PutMetricData (which would add
+    latency and a failure mode to every image)."""
+    from botocore.client import BaseClient
+
+    calls: list[str] = []
+    original = BaseClient._make_api_call
+
+    def record(self: Any, operation: str, params: Any) -> Any:
+        calls.append(f"{self.meta.service_model.service_name}:{operation}")
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    invoke(aws, client, "uploads/metrics/good.jpg", fixture_bytes("orient_landscape_1.jpg"))
+    invoke(aws, client, "uploads/metrics/bad.jpg", b"not an image")
+    made = set(calls)
+    pipeline = {"s3:HeadObject", "s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "dynamodb:GetItem", "dynamodb:PutItem"}
+    pipeline |= {"s3:DeleteObjects", "sns:Publish", "sts:GetCallerIdentity"}  # the topic ARN's account, once per container
+    assert {"s3:GetObject", "dynamodb:PutItem", "sns:Publish"} <= made
+    assert made - pipeline == set(), "calls outside the pipeline's own"
+    assert not any(c.startswith(("cloudwatch:", "monitoring:")) for c in calls)

@@ -51,7 +51,7 @@ def seeds() -> dict[str, bytes]:
         "jpeg-progressive": hostile.save(photo, "JPEG", progressive=True, quality=70),
         "gif-animated": fixture_bytes("animated_loop3.gif"),
         "png-rgba": hostile.save(photo.convert("RGBA"), "PNG"),
-        "png-palette-trns": hostile.save(photo.quantize(16), "PNG", transparency=0),
+        "png-palette-trns": hostile.save(hostile.palette(photo, 16), "PNG", transparency=0),
         "apng": hostile.case("apng"),
         "webp-lossy": hostile.save(photo, "WEBP", quality=60),
         "webp-lossless-alpha": hostile.save(photo.convert("RGBA"), "WEBP", lossless=True),

@@ -60,6 +60,23 @@ def test_every_hostile_or_odd_upload_gets_a_typed_recorded_outcome(name: str, ca
         assert store.buckets["up"][key].tags["pipeline-status"] == "rejected"
 
 
+@pytest.mark.parametrize(
+    ("name", "raised"),
+    [("tiff-typeerror", TypeError), ("tiff-page2-typeerror", TypeError), ("tiff-page2-syntaxerror", SyntaxError)],
+)
+def test_corrupt_tiffs_are_ones_pillow_raises_non_oserrors_on(name: str, raised: type[Exception]) -> None:
+    """The cases the issue names: Pillow's TIFF decoder raises TypeError (or SyntaxError),
+    not OSError, on these (on a later page only when it walks there); we turn each into a
+    typed rejection."""
+    with pytest.raises(raised):
+        image = Image.open(io.BytesIO(hostile.case(name)))
+        getattr(image, "n_frames", 1)
+        image.load()
+    with pytest.raises(RejectedInput) as caught:
+        render_all(hostile.case(name), WEB)
+    assert caught.value.code is ErrorCode.CORRUPT_IMAGE
+
+
 def test_svg_is_refused_even_when_named_png_with_a_raster_signature_inside() -> None:
     # An SVG that embeds a PNG data URI is still SVG: identification is by the container.
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/png;base64,iVBORw0KGgo="/></svg>'
@@ -144,6 +161,35 @@ def test_webp_side_limit_is_capped_and_noted() -> None:
     assert any("16383" in note and "converted_webp" in note for note in outcome.record["notes"])
 
 
+def test_jpeg_side_limit_is_capped_and_noted() -> None:
+    result = by_preset(render_all(hostile.case("70000x1"), CLASSIC))
+    assert open_bytes(result["compressed"].data).size == (65500, 1)
+    assert open_bytes(result["converted_webp"].data).size == (16383, 1)
+    assert open_bytes(result["converted_png"].data).size == (70000, 1)
+
+
+@pytest.mark.parametrize("profile_name", sorted(hostile.WIDE_GAMUTS))
+def test_wide_gamut_sources_are_converted_to_srgb_and_their_profile_dropped(profile_name: str) -> None:
+    """Adobe RGB and Display P3 photos (what cameras and phones embed): the renditions carry
+    no profile, so browsers read them as sRGB, and their pixels are the ICC-correct sRGB
+    values (littlecms' conversion of the decoded source), not the raw numbers."""
+    icc = hostile.rgb_icc_profile(profile_name)
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    assert ImageCms.getProfileDescription(profile).strip() == profile_name
+    for fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        data = hostile.save(hostile.photo(), fmt, icc_profile=icc, quality=95)
+        decoded = open_bytes(data).convert("RGB")
+        reference = ImageCms.profileToProfile(decoded, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        assert reference is not None
+        renditions = by_preset(render_all(data, CLASSIC))
+        for rendition in renditions.values():
+            assert metadata_markers(rendition.data) == [], f"{profile_name} {fmt} -> {rendition.preset}"
+            assert "icc_profile" not in open_bytes(rendition.data).info
+        png = open_bytes(renditions["converted_png"].data)
+        assert mean_abs_diff(png, reference) < 0.5, f"{profile_name} {fmt}: not converted to sRGB"
+        assert mean_abs_diff(decoded, reference) > 2, "the profile must make a visible difference for this test to mean anything"
+
+
 @pytest.mark.parametrize("orientation", [0, 9, 65535])
 def test_invalid_exif_orientation_is_ignored(orientation: int) -> None:
     upright = hostile.photo()
@@ -184,7 +230,7 @@ def test_metadata_of_every_kind_is_stripped_on_the_bytes() -> None:
     jpeg = jpeg[:2] + b"\xff\xed" + (len(iptc) + 2).to_bytes(2, "big") + iptc + jpeg[2:]  # APP13 (IPTC)
     sources = {
         "jpeg exif+gps+xmp+iptc+com": jpeg,
-        "gif comment": hostile.save(photo.quantize(64), "GIF", comment=secret),
+        "gif comment": hostile.save(hostile.palette(photo), "GIF", comment=secret),
         "png text+exif+xmp": hostile.save(photo, "PNG", exif=exif, pnginfo=_png_text(secret)),
         "webp exif+xmp": hostile.save(photo, "WEBP", exif=exif, xmp=xmp),
         "tiff with non-srgb icc": hostile.save(photo, "TIFF", icc_profile=adobe_rgb, description=secret.decode()),

@@ -14,6 +14,7 @@ from chalicelib.local.stack import SAMPLES_DIR, seed_inbox
 from chalicelib.local.watcher import InboxWatcher, files_in, upload_key
 from chalicelib.settings import Settings
 from tests.conftest import FIXTURES
+from tools.measure_local_stack import ImageLine, parse_batch_line, parse_image_line
 
 SETTINGS = Settings(upload_bucket="in-bucket", processed_bucket="out-bucket", catalog_table="catalog", events_topic="events")
 
@@ -99,6 +100,13 @@ def test_live_log_prints_an_image_when_its_last_rendition_is_in_the_outbox(tmp_p
     assert lines[1].startswith("[2/2]   rejected   uploads/bad.jpg  not_an_image: text")
     assert lines[2].startswith("batch done: 2 images in ") and "(1 processed, 1 rejected, 0 failed), 2 renditions" in lines[2]
     assert "not_an_image: text" in (tmp_path / "bad.jpg.rejected.txt").read_text()
+    # `make measure-local` reads its figures from these lines.
+    assert parse_image_line(lines[0]) == ImageLine("processed", "uploads/a.jpg", 2.0)
+    rejected = parse_image_line(lines[1])
+    assert rejected is not None and (rejected.status, rejected.key) == ("rejected", "uploads/bad.jpg")
+    assert parse_image_line(lines[2]) is None
+    batch = parse_batch_line(lines[2])
+    assert batch is not None and batch.count == 2 and batch.per_minute is not None and batch.per_minute > 0
     # A later good version of the same key clears the rejection note.
     live.event(_envelope({"type": "image.processed", "source_key": "uploads/bad.jpg", "renditions": [], "renditions_bytes": 0}))
     assert not (tmp_path / "bad.jpg.rejected.txt").exists()
@@ -114,9 +122,16 @@ def test_a_parked_upload_is_reported_with_its_reason_where_the_user_looks(tmp_pa
     route = Route(
         "process_upload", "s3", "s3://in-bucket", "q", "url", "arn", "q-dlq", "dlq-url", "image-pipeline-dev-process_upload", 2048, 120
     )
+    for _ in range(3):  # the first try and Lambda's two retries each publish image.failed
+        live.event(_envelope({"type": "image.failed", "source_key": "uploads/shop/shoe.jpg", "error": "ClientError: SlowDown"}))
     event = {"Records": [{"s3": {"bucket": {"name": "in-bucket"}, "object": {"key": "uploads/shop/shoe.jpg"}}}]}
     live.dead_letter(DeadLetter(route, event, "ClientError: SlowDown", 3))
-    line, summary = out.getvalue().splitlines()
+    *attempts, line, summary = out.getvalue().splitlines()
+    assert [a.split("(", 1)[1] for a in attempts] == [
+        "attempt 1 of 3, retrying)",
+        "attempt 2 of 3, retrying)",
+        "attempt 3 of 3, giving up)",
+    ]
     assert line.startswith("[1/1]   FAILED     uploads/shop/shoe.jpg  ClientError: SlowDown (parked in q-dlq;")
     assert "(0 processed, 0 rejected, 1 failed)" in summary
     note = (tmp_path / "shop" / "shoe.jpg.failed.txt").read_text()
@@ -149,3 +164,15 @@ def test_a_file_that_vanishes_before_it_is_complete_is_not_waited_for(tmp_path: 
     line, summary = out.getvalue().splitlines()
     assert line.startswith("[1/1]   processed  uploads/a.jpg")
     assert summary.startswith("batch done: 1 image in ")
+
+
+def test_status_names_a_missing_resource_instead_of_calling_the_stack_unreachable() -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib.local.client import _or_error
+
+    def missing(bucket: str) -> int:
+        raise ClientError({"Error": {"Code": "NoSuchBucket", "Message": "The specified bucket does not exist"}}, "ListObjectsV2")
+
+    assert _or_error(lambda bucket: 5, "b", unit=" objects") == "5 objects"
+    assert _or_error(missing, "b", unit=" objects") == "? (NoSuchBucket: The specified bucket does not exist)"

@@ -1,0 +1,259 @@
+locals {
+  prefix = "image-pipeline-${var.stage}"
+  # S3 bucket names are global: a random suffix (no `random` provider needed, see
+  # terraform_data.suffix) unless name_suffix is given.
+  suffix = var.name_suffix != "" ? var.name_suffix : terraform_data.suffix.output
+  # Contract with the app (OUTPUT_PREFIX): CloudFront may read only renditions.
+  output_prefix = "renditions/"
+}
+
+# 8 random hex digits drawn once: uuid() changes on every plan, ignore_changes keeps the
+# first value in the state, so the names are stable until the state is destroyed.
+resource "terraform_data" "suffix" {
+  input = substr(replace(uuid(), "-", ""), 0, 8)
+
+  lifecycle {
+    ignore_changes = [input]
+  }
+}
+
+# ---------------------------------------------------------------- upload bucket
+resource "aws_s3_bucket" "uploads" {
+  bucket        = "${local.prefix}-uploads-${local.suffix}"
+  force_destroy = var.force_destroy
+}
+
+resource "aws_s3_bucket_public_access_block" "uploads" {
+  bucket                  = aws_s3_bucket.uploads.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_versioning" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+  # The rules need versioning to be on before they can expire noncurrent versions.
+  depends_on = [aws_s3_bucket_versioning.uploads]
+
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = var.abort_multipart_days
+    }
+  }
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_days
+    }
+    expiration {
+      expired_object_delete_marker = true
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "uploads" {
+  bucket     = aws_s3_bucket.uploads.id
+  policy     = data.aws_iam_policy_document.uploads.json
+  depends_on = [aws_s3_bucket_public_access_block.uploads]
+}
+
+data "aws_iam_policy_document" "uploads" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.uploads.arn, "${aws_s3_bucket.uploads.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+# ------------------------------------------------------------- processed bucket
+resource "aws_s3_bucket" "processed" {
+  bucket        = "${local.prefix}-processed-${local.suffix}"
+  force_destroy = var.force_destroy
+}
+
+resource "aws_s3_bucket_public_access_block" "processed" {
+  bucket                  = aws_s3_bucket.processed.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "processed" {
+  bucket = aws_s3_bucket.processed.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "processed" {
+  bucket = aws_s3_bucket.processed.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_versioning" "processed" {
+  bucket = aws_s3_bucket.processed.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "processed" {
+  bucket     = aws_s3_bucket.processed.id
+  depends_on = [aws_s3_bucket_versioning.processed]
+
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = var.abort_multipart_days
+    }
+  }
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_days
+    }
+    expiration {
+      expired_object_delete_marker = true
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "processed" {
+  bucket     = aws_s3_bucket.processed.id
+  policy     = data.aws_iam_policy_document.processed.json
+  depends_on = [aws_s3_bucket_public_access_block.processed]
+}
+
+data "aws_iam_policy_document" "processed" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.processed.arn, "${aws_s3_bucket.processed.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  # The bucket stays private: only this distribution (origin access control) reads renditions.
+  statement {
+    sid       = "CloudFrontReadsRenditions"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.processed.arn}/${local.output_prefix}*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudfront.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "AWS:SourceArn"
+      values   = [aws_cloudfront_distribution.processed.arn]
+    }
+  }
+}
+
+# --------------------------------------------------------------- catalog table
+resource "aws_dynamodb_table" "catalog" {
+  name                        = "${local.prefix}-catalog"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "image_id"
+  deletion_protection_enabled = !var.force_destroy
+
+  attribute {
+    name = "image_id"
+    type = "S"
+  }
+  attribute {
+    name = "listing"
+    type = "S"
+  }
+  attribute {
+    name = "status"
+    type = "S"
+  }
+  attribute {
+    name = "updated_at"
+    type = "S"
+  }
+
+  # Every image newest first (listing is always "images"): the read API never scans.
+  global_secondary_index {
+    name            = "by_updated"
+    hash_key        = "listing"
+    range_key       = "updated_at"
+    projection_type = "ALL"
+  }
+
+  # One status (processed, rejected, failed) newest first.
+  global_secondary_index {
+    name            = "by_status"
+    hash_key        = "status"
+    range_key       = "updated_at"
+    projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}

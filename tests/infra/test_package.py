@@ -1,0 +1,253 @@
+"""`make package`: what chalice.tf.json and the override file hold after post-processing,
+and the Terraform-generated roles' least privilege. Needs no terraform binary."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy import package as packaging
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+POLICY = json.loads((ROOT / ".chalice" / "policy-prod.json").read_text())
+PROD_CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["prod"]
+
+
+def policy_file(handler: str) -> str:
+    """The policy Chalice gives a function: its own iam_policy_file, else the stage's."""
+    return str(PROD_CONFIG.get("lambda_functions", {}).get(handler, {}).get("iam_policy_file") or PROD_CONFIG["iam_policy_file"])
+
+
+REGION, ACCOUNT, SUFFIX = "us-east-1", "123456789012", "0a1b2c3d"
+
+
+def test_packaged_directory_holds_chalice_output_infra_and_overrides(packaged: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = packaged
+    names = {p.name for p in out.iterdir()}
+    assert {"chalice.tf.json", "deployment.zip", "package_override.tf.json"} <= names
+    assert {p.name for p in (ROOT / "infra").glob("*.tf")} <= names
+
+
+def test_chalice_pins_and_null_provider_are_gone(packaged: tuple[Path, dict[str, Any]]) -> None:
+    _, template = packaged
+    assert "terraform" not in template  # required_version < 1.4, aws < 5: pinned in infra/versions.tf instead
+    assert "null_data_source" not in template.get("data", {})
+    assert "null" not in json.dumps(template.get("data", {}))
+
+
+def test_app_settings_point_at_terraform_resources(packaged: tuple[Path, dict[str, Any]]) -> None:
+    _, template = packaged
+    for function in template["resource"]["aws_lambda_function"].values():
+        env = function["environment"]["variables"]
+        assert env["UPLOAD_BUCKET"] == "${aws_s3_bucket.uploads.bucket}"
+        assert env["PROCESSED_BUCKET"] == "${aws_s3_bucket.processed.bucket}"
+        assert env["CATALOG_TABLE"] == "${aws_dynamodb_table.catalog.name}"
+        assert env["EVENTS_TOPIC"] == "${aws_sns_topic.events.name}"
+        assert env["ALERTS_TOPIC_ARN"] == "${aws_sns_topic.alerts.arn}"
+        assert function["depends_on"] == ["aws_cloudwatch_log_group.functions"]
+    # ...in the package only: the checked-in config keeps plain names for chalice deploy.
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    assert "${" not in json.dumps(config)
+
+
+def test_one_notification_per_bucket_waits_for_every_s3_permission(packaged: tuple[Path, dict[str, Any]]) -> None:
+    _, template = packaged
+    notifications = template["resource"]["aws_s3_bucket_notification"]
+    buckets = [n["bucket"] for n in notifications.values()]
+    assert buckets == ["${aws_s3_bucket.uploads.bucket}"]  # a second one would silently replace the first
+    (notification,) = notifications.values()
+    s3_permissions = {
+        f"aws_lambda_permission.{name}"
+        for name, p in template["resource"]["aws_lambda_permission"].items()
+        if p["principal"] == "s3.amazonaws.com"
+    }
+    assert s3_permissions and set(notification["depends_on"]) == s3_permissions
+    handlers = {re.search(r"aws_lambda_function\.(\w+)\.", f["lambda_function_arn"]).group(1) for f in notification["lambda_function"]}  # type: ignore[union-attr]
+    assert "process_upload" in handlers
+    infra_text = "".join(p.read_text() for p in (ROOT / "infra").glob("*.tf"))
+    assert "aws_s3_bucket_notification" not in infra_text
+
+
+def test_two_s3_handlers_on_one_bucket_share_one_notification() -> None:
+    """Chalice merges every handler of a bucket into one notification; post-processing
+    must make it wait for all their permissions (issue 7 adds remove_renditions)."""
+    template = {
+        "terraform": {"required_version": "< 1.4.0"},
+        "data": {"null_data_source": {"chalice": {}}},
+        "resource": {
+            "aws_lambda_function": {"process_upload": {"timeout": 120}, "remove_renditions": {"timeout": 30}},
+            "aws_s3_bucket_notification": {
+                "uploads_notify": {
+                    "bucket": "${aws_s3_bucket.uploads.bucket}",
+                    "lambda_function": [
+                        {"events": ["s3:ObjectCreated:*"], "lambda_function_arn": "${aws_lambda_function.process_upload.arn}"},
+                        {"events": ["s3:ObjectRemoved:*"], "lambda_function_arn": "${aws_lambda_function.remove_renditions.arn}"},
+                    ],
+                }
+            },
+            "aws_lambda_permission": {
+                "process_upload-s3event": {"principal": "s3.amazonaws.com", "source_arn": "arn:aws:s3:::${aws_s3_bucket.uploads.bucket}"},
+                "remove_renditions-s3event": {
+                    "principal": "s3.amazonaws.com",
+                    "source_arn": "arn:aws:s3:::${aws_s3_bucket.uploads.bucket}",
+                },
+            },
+        },
+    }
+    fixed = packaging.fix_template(template)
+    assert fixed["resource"]["aws_s3_bucket_notification"]["uploads_notify"]["depends_on"] == [
+        "aws_lambda_permission.process_upload-s3event",
+        "aws_lambda_permission.remove_renditions-s3event",
+    ]
+    assert packaging.functions(fixed) == {
+        "process_upload": {"timeout": 120, "trigger": "async"},
+        "remove_renditions": {"timeout": 30, "trigger": "async"},
+    }
+
+
+def test_a_bucket_terraform_does_not_create_is_refused() -> None:
+    template = {"resource": {"aws_s3_bucket_notification": {"x_notify": {"bucket": "somebody-elses-bucket", "lambda_function": []}}}}
+    with pytest.raises(packaging.PackageError, match="not a bucket infra/ creates"):
+        packaging.fix_template(template)
+
+
+def test_override_lists_the_apps_functions_and_their_async_settings(packaged: tuple[Path, dict[str, Any]]) -> None:
+    out, template = packaged
+    override = json.loads((out / "package_override.tf.json").read_text())
+    functions = override["variable"]["functions"]["default"]
+    assert set(functions) == set(template["resource"]["aws_lambda_function"])
+    assert functions["process_upload"] == {"timeout": 120, "trigger": "async"}
+    assert override["variable"]["configure_functions"]["default"] is True
+    for_each = override["resource"]["aws_lambda_function_event_invoke_config"]["async"]["for_each"]
+    for handler, f in functions.items():
+        assert (f"aws_lambda_function.{handler}.function_name" in for_each) == (f["trigger"] == "async")
+
+
+def test_repackaging_keeps_terraform_state(tmp_path: Path) -> None:
+    out = tmp_path / "terraform"
+    out.mkdir()
+    (out / "terraform.tfstate").write_text("{}")
+    (out / "stale.tf").write_text("# from an older package")
+    packaging.package("prod", out, skip_requirements=True)
+    assert (out / "terraform.tfstate").read_text() == "{}"
+    assert not (out / "stale.tf").exists()
+
+
+def test_unknown_stage_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(packaging.PackageError, match=r"stage 'nope' is not in \.chalice/config\.json"):
+        packaging.package("nope", tmp_path / "out", skip_requirements=True)
+
+
+# ------------------------------------------------- least privilege of the roles
+
+
+def _allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if statement["Effect"] == "Allow" and action in actions and any(fnmatch.fnmatchcase(resource, r) for r in resources):
+            return True
+    return False
+
+
+def test_generated_roles_carry_exactly_policy_prod(packaged: tuple[Path, dict[str, Any]]) -> None:
+    """tests/functional/test_policy.py proves the prod policies allow every call the code
+    makes; here: each role Terraform creates gets its function's policy and nothing else."""
+    _, template = packaged
+    resources = template["resource"]
+    roles = resources["aws_iam_role"]
+    assert set(roles) == set(resources["aws_iam_role_policy"])
+    for handler, function in resources["aws_lambda_function"].items():
+        name = function["role"].split(".")[1]
+        trust = json.loads(roles[name]["assume_role_policy"])
+        assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "lambda.amazonaws.com"}], name
+        expected = json.loads((ROOT / ".chalice" / policy_file(handler)).read_text())
+        assert json.loads(resources["aws_iam_role_policy"][name]["policy"]) == expected, handler
+    for kind in ("aws_iam_policy", "aws_iam_role_policy_attachment", "aws_iam_policy_attachment"):
+        assert kind not in resources, f"{kind} would widen the roles beyond policy-prod.json"
+    for function in resources["aws_lambda_function"].values():
+        assert function["role"].startswith("${aws_iam_role.")
+
+
+def test_roles_may_do_what_the_terraform_wiring_needs(packaged: tuple[Path, dict[str, Any]]) -> None:
+    """Permissions no code call shows: the on-failure destination sends with the function's
+    role, and an SQS trigger receives with it. Names as infra/ makes them for prod."""
+    _, template = packaged
+    resources = template["resource"]
+    functions = packaging.functions(template)
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:image-pipeline-prod-{{}}"
+    for handler, f in functions.items():
+        role = resources["aws_lambda_function"][handler]["role"].split(".")[1]
+        policy = json.loads(resources["aws_iam_role_policy"][role]["policy"])
+        log_group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/image-pipeline-prod-{handler}:log-stream:x"
+        assert _allowed(policy, "logs:PutLogEvents", log_group)
+        if f["trigger"] == "async":
+            assert _allowed(policy, "sqs:SendMessage", queue_arn.format("async-failures")), handler
+        if f["trigger"] == "sqs":
+            for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+                assert _allowed(policy, action, queue_arn.format("reprocess")), (handler, action)
+    # the random bucket suffix stays inside the policy's patterns, and only there
+    assert _allowed(POLICY, "s3:GetObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
+    assert _allowed(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-processed-{SUFFIX}/renditions/a.jpg/w320.jpg")
+    assert not _allowed(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
+    assert not _allowed(POLICY, "sqs:SendMessage", queue_arn.format("reprocess"))
+
+
+def test_chalice_config_writes_only_the_settings_the_stage_defines(tmp_path: Path) -> None:
+    """`make chalice-config` (path 2): infra's names go into the stage, nothing else moves."""
+    config = tmp_path / "config.json"
+    original = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config.write_text(json.dumps(original))
+    outputs = {"UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d", "NOT_A_SETTING": "x", "UPLOAD_PREFIX": "uploads/"}
+    assert packaging.chalice_config("prod", outputs, config) == {"UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d"}
+    written = json.loads(config.read_text())
+    assert "NOT_A_SETTING" not in written["stages"]["prod"]["environment_variables"]
+    original["stages"]["prod"]["environment_variables"]["UPLOAD_BUCKET"] = "image-pipeline-prod-uploads-0a1b2c3d"
+    assert written == original
+    with pytest.raises(packaging.PackageError, match="stage 'nope' is not in"):
+        packaging.chalice_config("nope", outputs, config)
+
+
+def test_api_key_stage_gets_a_key_and_usage_plan(packaged: tuple[Path, dict[str, Any]]) -> None:
+    """prod has WRITE_AUTH=api_key: Chalice marks the write routes api_key_required but makes
+    no key, and API Gateway honours a key only through a usage plan on the stage."""
+    out, template = packaged
+    assert PROD_CONFIG["environment_variables"]["WRITE_AUTH"] == "api_key"
+    api_key = json.loads((out / "api_key.tf.json").read_text())
+    (plan,) = api_key["resource"]["aws_api_gateway_usage_plan"].values()
+    stage = template["resource"]["aws_api_gateway_deployment"]["rest_api"]["stage_name"]
+    assert plan["api_stages"] == [{"api_id": "${aws_api_gateway_rest_api.rest_api.id}", "stage": stage}]
+    assert plan["depends_on"] == ["aws_api_gateway_deployment.rest_api"] and plan["throttle_settings"]
+    (link,) = api_key["resource"]["aws_api_gateway_usage_plan_key"].values()
+    assert (link["key_id"], link["usage_plan_id"]) == ("${aws_api_gateway_api_key.write.id}", "${aws_api_gateway_usage_plan.write.id}")
+    assert api_key["output"]["write_api_key"]["sensitive"] is True
+    # the write routes really ask API Gateway for a key, the read routes do not
+    swagger = json.loads(template["locals"]["chalice_api_swagger"])
+    assert swagger["securityDefinitions"]["api_key"]["in"] == "header"
+    keyed = {
+        (path, verb) for path, ops in swagger["paths"].items() for verb, op in ops.items() if {"api_key": []} in op.get("security", [])
+    }
+    assert ("/uploads", "post") in keyed and ("/images/{image_id}", "delete") in keyed
+    assert all(verb in ("post", "put", "delete", "patch") for _, verb in keyed)
+    for mode in ("none", "iam"):
+        assert packaging.write_api_key(template, mode) is None
+    assert packaging.write_api_key({"resource": {}}, "api_key") is None  # no routes, no API
+
+
+def test_infra_only_is_infra_for_the_stage_and_keeps_state(tmp_path: Path) -> None:
+    """`make infra` (path 2): infra/ alone, its stage set, state kept across runs."""
+    out = tmp_path / "infra"
+    out.mkdir()
+    (out / "terraform.tfstate").write_text("{}")
+    packaging.infra_only("prod", out)
+    names = {p.name for p in out.iterdir()}
+    own = {p.name for p in (ROOT / "infra").iterdir() if p.suffix == ".tf" or p.name == "terraform.tfvars"}
+    assert names == own | {"stage_override.tf.json", "terraform.tfstate"}
+    assert json.loads((out / "stage_override.tf.json").read_text()) == {"variable": {"stage": {"default": "prod"}}}

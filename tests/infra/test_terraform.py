@@ -1,0 +1,253 @@
+"""The packaged Terraform with the real terraform binary (offline provider mirror), checkov,
+and an apply against a moto server. Skipped with the reason where a tool is absent."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy import package as packaging
+from tests.conftest import ROOT
+from tests.infra.conftest import copy_package, provider_for_moto, terraform, write_json
+
+pytestmark = pytest.mark.slow
+
+# Not applied against moto (validated and scanned all the same):
+# - API Gateway REST API (when the app has routes): moto cannot import Chalice's swagger body.
+# - S3 lifecycle rules and the reprocess queue's redrive policies: the provider polls until
+#   the setting reads back the same six times in a row (about 25 s each, after the queues'
+#   own 25 s); moto never returns RedriveAllowPolicy at all. Everything else applies.
+NOT_APPLIED_ON_MOTO = re.compile(r"^(aws_api_gateway_\w+|aws_s3_bucket_lifecycle_configuration|aws_sqs_queue_redrive_\w+)\.")
+
+
+def test_infra_is_terraform_fmt_clean(terraform_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        ["terraform", "fmt", "-check", "-diff", "-recursive", str(ROOT / "infra")],
+        env=terraform_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"run `terraform fmt infra`:\n{result.stdout}"
+
+
+def test_packaged_prod_inits_offline_and_validates(
+    packaged: tuple[Path, dict[str, Any]], terraform_env: dict[str, str], tmp_path: Path
+) -> None:
+    work = copy_package(packaged[0], tmp_path / "all-terraform")
+    terraform(terraform_env, work, "init", "-backend=false", "-input=false")
+    terraform(terraform_env, work, "validate")
+
+
+def test_infra_alone_validates_and_knows_the_apps_functions(
+    packaged: tuple[Path, dict[str, Any]], terraform_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The chalice-deploy path applies infra/ by itself: it must stand alone, and its
+    default function list (log groups, alarms) must match what the app really has."""
+    work = tmp_path / "infra"
+    work.mkdir()
+    for tf in (ROOT / "infra").glob("*.tf"):
+        (work / tf.name).write_text(tf.read_text())
+    terraform(terraform_env, work, "init", "-backend=false", "-input=false")
+    terraform(terraform_env, work, "validate")
+    console = subprocess.run(
+        ["terraform", "console"],
+        input="jsonencode(var.functions)\n",
+        cwd=work,
+        env=terraform_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    defaults = json.loads(json.loads(console.stdout.strip()))
+    assert defaults == packaging.functions(packaged[1]), 'update variable "functions" in infra/variables.tf to match the app'
+
+
+def test_checkov_finds_nothing_beyond_the_documented_skips(packaged: tuple[Path, dict[str, Any]], checkov: Path) -> None:
+    config = ROOT / ".checkov.yaml"
+    skips = re.findall(r"^\s+- (CKV\w+)\s+# (.+)$", config.read_text(), re.MULTILINE)
+    assert skips and all(len(reason) > 20 for _, reason in skips), "every skipped check needs a one-line reason"
+    result = subprocess.run(
+        [str(checkov), "-d", str(packaged[0]), "--config-file", str(config), "-o", "json", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    assert {r["check_type"] for r in reports} == {"terraform", "terraform_json"}
+    failed = [(c["check_id"], c["resource"], c["file_path"]) for r in reports for c in r["results"]["failed_checks"]]
+    assert not failed, f"checkov failures (fix, or skip in .checkov.yaml with a reason): {failed}"
+    assert sum(r["summary"]["passed"] for r in reports) > 80
+    assert all(r["summary"]["parsing_errors"] == 0 for r in reports)
+
+
+def _targets(work: Path) -> list[str]:
+    addresses = [
+        f"{kind}.{name}" for kind, items in json.loads((work / "chalice.tf.json").read_text())["resource"].items() for name in items
+    ]
+    for tf in work.glob("*.tf"):
+        addresses += [f"{kind}.{name}" for kind, name in re.findall(r'^resource "(\w+)" "(\w+)"', tf.read_text(), re.MULTILINE)]
+    chalice = json.loads((work / "chalice.tf.json").read_text())["resource"]
+    api_permissions = {
+        f"aws_lambda_permission.{n}" for n, p in chalice.get("aws_lambda_permission", {}).items() if "apigateway" in p.get("principal", "")
+    }
+    return sorted(a for a in addresses if not NOT_APPLIED_ON_MOTO.match(a) and a not in api_permissions)
+
+
+def test_packaged_prod_applies_against_moto(
+    packaged: tuple[Path, dict[str, Any]], terraform_env: dict[str, str], moto_server: str, tmp_path: Path
+) -> None:
+    import boto3
+
+    work = copy_package(packaged[0], tmp_path / "apply")
+    write_json(work / "moto_override.tf.json", provider_for_moto(moto_server))
+    terraform(terraform_env, work, "init", "-backend=false", "-input=false")
+    args = [f"-target={t}" for t in _targets(work)]
+    terraform(
+        terraform_env,
+        work,
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-parallelism=30",
+        "-var=force_destroy=true",
+        '-var=alert_emails=["ops@example.com"]',
+        *args,
+    )
+    outputs = {k: v["value"] for k, v in json.loads(terraform(terraform_env, work, "output", "-json").stdout).items()}
+
+    def client(name: str) -> Any:
+        return boto3.client(
+            name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+
+    s3, ddb, sns, cw, lam, logs, cloudfront = (client(n) for n in ("s3", "dynamodb", "sns", "cloudwatch", "lambda", "logs", "cloudfront"))
+
+    # buckets: random suffix, private, encrypted, versioned, TLS only
+    uploads, processed = outputs["upload_bucket"], outputs["processed_bucket"]
+    assert re.fullmatch(r"image-pipeline-prod-uploads-[0-9a-f]{8}", uploads)
+    assert processed == uploads.replace("-uploads-", "-processed-")
+    for bucket in (uploads, processed):
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert all(block.values()), block
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+        assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+    # one notification on the upload bucket, to the processor, for uploads/ only
+    notification = s3.get_bucket_notification_configuration(Bucket=uploads)["LambdaFunctionConfigurations"]
+    wanted = [
+        (f["events"], re.sub(r"\$\{aws_lambda_function\.(\w+)\.arn\}", r"image-pipeline-prod-\1", f["lambda_function_arn"]))
+        for n in packaged[1]["resource"]["aws_s3_bucket_notification"].values()
+        for f in n["lambda_function"]
+    ]
+    assert sorted((n["Events"], n["LambdaFunctionArn"].rsplit(":", 1)[-1]) for n in notification) == sorted(wanted)
+    created = [n for n in notification if "s3:ObjectCreated:*" in n["Events"]]
+    assert len(created) == 1 and created[0]["LambdaFunctionArn"].endswith(":function:image-pipeline-prod-process_upload")
+    assert [(r["Name"].lower(), r["Value"]) for r in created[0]["Filter"]["Key"]["FilterRules"]] == [("prefix", "uploads/")]
+
+    # the table with the contract's indexes
+    table = ddb.describe_table(TableName="image-pipeline-prod-catalog")["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "image_id", "KeyType": "HASH"}]
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert [k["AttributeName"] for k in indexes["by_updated"]["KeySchema"]] == ["listing", "updated_at"]
+    assert [k["AttributeName"] for k in indexes["by_status"]["KeySchema"]] == ["status", "updated_at"]
+    assert all(i["Projection"]["ProjectionType"] == "ALL" for i in indexes.values())
+    backups = ddb.describe_continuous_backups(TableName="image-pipeline-prod-catalog")["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+    # topics: events encrypted, alerts with the e-mail subscription; notify subscribed to events
+    events_arn, alerts_arn = outputs["events_topic_arn"], outputs["alerts_topic_arn"]
+    assert sns.get_topic_attributes(TopicArn=events_arn)["Attributes"]["KmsMasterKeyId"] == "alias/aws/sns"
+    assert [(s["Protocol"], s["Endpoint"]) for s in sns.list_subscriptions_by_topic(TopicArn=alerts_arn)["Subscriptions"]] == [
+        ("email", "ops@example.com")
+    ]
+    assert [s["Endpoint"].rsplit(":", 1)[-1] for s in sns.list_subscriptions_by_topic(TopicArn=events_arn)["Subscriptions"]] == [
+        "image-pipeline-prod-notify"
+    ]
+
+    # functions: real names in their environment, async failures to the queue, log retention
+    env = lam.get_function_configuration(FunctionName="image-pipeline-prod-process_upload")["Environment"]["Variables"]
+    assert (env["UPLOAD_BUCKET"], env["PROCESSED_BUCKET"], env["ALERTS_TOPIC_ARN"]) == (uploads, processed, alerts_arn)
+    assert env["EVENTS_TOPIC"] == "image-pipeline-prod-events" and env["CATALOG_TABLE"] == "image-pipeline-prod-catalog"
+    # every S3/SNS-triggered function: bounded retries, then the async-failures queue
+    for handler, f in packaging.functions(packaged[1]).items():
+        if f["trigger"] != "async":
+            continue
+        invoke = lam.get_function_event_invoke_config(FunctionName=f"image-pipeline-prod-{handler}")
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":image-pipeline-prod-async-failures"), handler
+        assert (invoke["MaximumRetryAttempts"], invoke["MaximumEventAgeInSeconds"]) == (2, 3600), handler
+    (mapping,) = lam.list_event_source_mappings()["EventSourceMappings"]
+    assert mapping["EventSourceArn"].endswith(":image-pipeline-prod-reprocess")
+    assert mapping["FunctionArn"].endswith(":function:image-pipeline-prod-reprocess")
+    groups = {
+        g["logGroupName"]: g.get("retentionInDays")
+        for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/image-pipeline-prod")["logGroups"]
+    }
+    functions = packaged[1]["resource"]["aws_lambda_function"]
+    assert groups == {f"/aws/lambda/{f['function_name']}": 7 for f in functions.values()}
+    filters = logs.describe_metric_filters(logGroupName="/aws/lambda/image-pipeline-prod-process_upload")["metricFilters"]
+    assert {f["metricTransformations"][0]["metricName"] for f in filters} >= {"Processed", "Rejected", "Failed", "ProcessingTime"}
+
+    # alarms: each kind, to the alerts topic, with OK actions too
+    alarms = {a["AlarmName"]: a for a in cw.describe_alarms(AlarmNamePrefix="image-pipeline-prod")["MetricAlarms"]}
+    for name in (
+        "image-pipeline-prod-process_upload-errors",
+        "image-pipeline-prod-process_upload-throttles",
+        "image-pipeline-prod-process_upload-duration-p95",
+        "image-pipeline-prod-async-failures-not-empty",
+        "image-pipeline-prod-reprocess-dlq-not-empty",
+        "image-pipeline-prod-rejected-rate",
+        "image-pipeline-prod-publish-failures",
+    ):
+        assert alarms[name]["AlarmActions"] == [alerts_arn] and alarms[name]["OKActions"] == [alerts_arn], name
+    assert alarms["image-pipeline-prod-process_upload-duration-p95"]["Threshold"] == 120 * 1000 * 0.8
+    assert cw.get_dashboard(DashboardName="image-pipeline-prod")["DashboardBody"]
+    rate = {q["Id"]: q for q in alarms["image-pipeline-prod-rejected-rate"]["Metrics"]}
+    assert [q["Id"] for q in rate.values() if q.get("ReturnData", True)] == ["rate"]
+    assert {q["MetricStat"]["Metric"]["MetricName"] for q in rate.values() if "MetricStat" in q} == {"Processed", "Rejected"}
+
+    # CDN: the private processed bucket behind origin access control, HTTPS only, compressed;
+    # the bucket policy lets exactly this distribution read renditions/
+    (summary,) = cloudfront.list_distributions()["DistributionList"]["Items"]
+    assert outputs["cloudfront_domain"] == summary["DomainName"]
+    config = cloudfront.get_distribution_config(Id=summary["Id"])["DistributionConfig"]
+    (origin,) = config["Origins"]["Items"]
+    assert origin["DomainName"].startswith(f"{processed}.s3.")
+    # moto does not echo the origin's OriginAccessControlId; the control itself must exist
+    (oac,) = cloudfront.list_origin_access_controls()["OriginAccessControlList"]["Items"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == ("s3", "always", "sigv4")
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["ViewerProtocolPolicy"] == "https-only" and behavior["Compress"] is True
+    grant = [s for s in json.loads(s3.get_bucket_policy(Bucket=processed)["Policy"])["Statement"] if s["Effect"] == "Allow"]
+    assert [(g["Principal"], g["Resource"], g["Condition"]["StringEquals"]["AWS:SourceArn"]) for g in grant] == [
+        ({"Service": "cloudfront.amazonaws.com"}, f"arn:aws:s3:::{processed}/renditions/*", summary["ARN"])
+    ]
+    assert outputs["dashboard_url"].endswith("#dashboards:name=image-pipeline-prod")
+
+    # path 2's glue: `make chalice-config` turns this very output into the stage's settings,
+    # which the app accepts (a copy of .chalice/config.json stands in for the real one)
+    from chalicelib.settings import Settings
+
+    config = tmp_path / "config.json"
+    config.write_text((ROOT / ".chalice" / "config.json").read_text())
+    changed = packaging.chalice_config("prod", outputs["chalice_environment"], config)
+    assert changed["UPLOAD_BUCKET"] == uploads and changed["ALERTS_TOPIC_ARN"] == alerts_arn
+    env = json.loads(config.read_text())["stages"]["prod"]["environment_variables"]
+    settings = Settings.from_env(env)
+    assert (settings.upload_bucket, settings.processed_bucket, settings.reprocess_queue) == (
+        uploads,
+        processed,
+        "image-pipeline-prod-reprocess",
+    )
+    assert settings.cdn_domain == outputs["cloudfront_domain"]
