@@ -110,6 +110,12 @@ variable "api_key_burst_limit" {
   default     = 20
 }
 
+variable "upload_cors_origins" {
+  description = "Origins whose pages may POST presigned upload forms to the upload bucket (the gallery's: the API's https://<id>.execute-api.<region>.amazonaws.com, or a custom domain). The form's signed policy is what authorizes an upload; CORS only lets the page read S3's answer. \"*\" when the API's URL is not known yet."
+  type        = list(string)
+  default     = ["*"]
+}
+
 variable "functions" {
   description = "The app's Lambda functions: Chalice handler name => trigger (async for S3/SNS, sqs, api) and timeout in seconds. `make package` writes the app's own list into the packaged directory; this default matches app.py and .chalice/config.json for the chalice-deploy path (tests/infra checks they agree)."
   type = map(object({

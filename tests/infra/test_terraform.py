@@ -144,6 +144,10 @@ def test_packaged_prod_applies_against_moto(
         deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
         assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
+    # the gallery's browser may POST presigned forms to the upload bucket, and do nothing else
+    (cors,) = s3.get_bucket_cors(Bucket=uploads)["CORSRules"]
+    assert (cors["AllowedMethods"], cors["AllowedOrigins"]) == (["POST"], ["*"])
+
     # one notification on the upload bucket, to the processor, for uploads/ only
     notification = s3.get_bucket_notification_configuration(Bucket=uploads)["LambdaFunctionConfigurations"]
     wanted = [
