@@ -307,7 +307,7 @@ def goals(summary: dict[str, Any], threads: list[int]) -> list[tuple[str, bool |
             (
                 f"2. classic naive/ours median, {t} thread(s) >= {GOAL_CLASSIC_SPEEDUP}x",
                 None if s is None else s >= GOAL_CLASSIC_SPEEDUP,
-                f"{_fmt(s, 1, 'x')} (CPU time: {_fmt(summary.get(f'cpu_classic_speedup_{t}t'), 1, 'x')})",
+                f"{_fmt(s, 2, 'x')} (CPU time: {_fmt(summary.get(f'cpu_classic_speedup_{t}t'), 2, 'x')})",
             )
         )
     for t in threads:
