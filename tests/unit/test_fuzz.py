@@ -60,6 +60,7 @@ def seeds() -> dict[str, bytes]:
         "tiff-multipage": hostile.tiff_pages(3),
         "bmp": hostile.save(photo, "BMP"),
         "mpo": hostile.case("mpo"),
+        **({"avif": hostile.case("avif"), "avif-animated": hostile.case("avif-animated")} if hostile.AVIF else {}),
         "cmyk-jpeg": hostile.save(photo.convert("CMYK"), "JPEG"),
     }
 
