@@ -44,7 +44,7 @@ $(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	@touch $@
 
-bench: $(BIN)/.bench-installed ## Time ours vs the older scripts and libvips on ../shared/corpus (BENCH_ARGS="--corpus DIR --repeats N")
+bench: $(BIN)/.bench-installed ## Time ours vs the older scripts and libvips on ../shared/corpus (BENCH_ARGS="--quick", "--corpus DIR --repeats N")
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 check: lint typecheck ## ruff and mypy

@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from chalicelib.imaging import codec, render
+from chalicelib.imaging import codec, render, steps
 from chalicelib.presets import CLASSIC, WEB, Preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,11 +89,15 @@ def vips_web(data: bytes, threads: int) -> dict[str, bytes]:
     display = (header.height, header.width) if orientation in (5, 6, 7, 8) else (header.width, header.height)
     plans, _, _ = render.plan(WEB, display)  # the same renditions ours makes (no upscaling)
     widths = sorted({p.preset.width for p in plans if p.preset.fit == "within" and p.preset.width}, reverse=True)
+    # Ours converts a non-sRGB embedded profile to sRGB and drops it; so must libvips, or its
+    # outputs would show wrong colours once the profile is stripped (keep="none").
+    icc = header.get("icc-profile-data") if header.get_typeof("icc-profile-data") else None
+    colour = {"export_profile": "srgb"} if icc and not steps._is_srgb(bytes(icc)) else {}
     made: dict[int, Any] = {}
     source = None
     for width in widths:
         if source is None:
-            made[width] = pyvips.Image.thumbnail_buffer(data, width, height=10_000_000, size="down").copy_memory()
+            made[width] = pyvips.Image.thumbnail_buffer(data, width, height=10_000_000, size="down", **colour).copy_memory()
         else:
             made[width] = pyvips.Image.thumbnail_image(source, width, height=10_000_000, size="down").copy_memory()
         source = made[width]

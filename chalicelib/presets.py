@@ -146,8 +146,9 @@ CLASSIC = Profile(
         Preset("converted_webp", "WEBP", quality=80, filename="{stem}_converted.webp", always=True, options=_WEBP),
         # compress_level 1: 1.1-1.5 s for a 14-22 MP photo vs 3.6-3.7 s at Pillow's default 6
         # (the older scripts' 74%), for 14-30% more bytes: a full-size PNG of a photo is an
-        # archival copy, not something served to browsers.
-        Preset("converted_png", "PNG", filename="{stem}_converted.png", always=True, options={"compress_level": 1}),
+        # archival copy, not something served to browsers. compress_type 3 (zlib Z_RLE) on top:
+        # on the 14 MP photo 668 ms and 9.5 MB instead of 728 ms and 11.6 MB (level 6: 8.9 MB).
+        Preset("converted_png", "PNG", filename="{stem}_converted.png", always=True, options={"compress_level": 1, "compress_type": 3}),
         Preset("thumbnail", "JPEG", width=150, height=150, fit="within", quality=85, filename="{stem}_thumbnail.jpg", always=True),
     ),
 )

@@ -14,7 +14,8 @@ one directory that `terraform init && terraform apply` deploys:
 4. copies infra/*.tf (and infra/terraform.tfvars if you made one) beside it and writes
    ``package_override.tf.json`` for what Chalice cannot express: the app's function list,
    the bucket notification waiting for its Lambda permissions, functions waiting for their
-   log groups, async retries and on-failure destinations.
+   log groups, async retries and on-failure destinations; with ``WRITE_AUTH=api_key``,
+   ``api_key.tf.json``: the key and usage plan API Gateway needs to accept it.
 
 The output directory keeps Terraform's state and plugins (``terraform.tfstate*``,
 ``.terraform*``) between runs; only generated files are replaced.
@@ -91,6 +92,9 @@ def package(stage: str, out: Path, *, region: str = "us-east-1", skip_requiremen
     template = fix_template(template, queues=_stage_queues(stage))
     (out / "chalice.tf.json").write_text(json.dumps(template, indent=2) + "\n")
     (out / "package_override.tf.json").write_text(json.dumps(overrides(template, stage), indent=2) + "\n")
+    api_key = write_api_key(template, _stage_env(stage).get("WRITE_AUTH", "none"))
+    if api_key:
+        (out / "api_key.tf.json").write_text(json.dumps(api_key, indent=2) + "\n")
     _copy_infra(out)
     return template
 
@@ -123,9 +127,16 @@ def _copy_infra(out: Path) -> None:
         shutil.copy2(INFRA / "terraform.tfvars", out / "terraform.tfvars")
 
 
+def _stage_env(stage: str) -> dict[str, str]:
+    env: dict[str, str] = (
+        json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"].get(stage, {}).get("environment_variables", {})
+    )
+    return env
+
+
 def _stage_queues(stage: str) -> dict[str, str]:
     """The stage's queue settings (name => value), checked against infra/'s names."""
-    env = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"].get(stage, {}).get("environment_variables", {})
+    env = _stage_env(stage)
     queues = {name: env[name] for name in QUEUE_ARNS if name in env}
     for name, value in queues.items():
         expected = INFRA_QUEUE_NAMES[name].format(stage=stage)
@@ -255,6 +266,48 @@ def overrides(template: dict[str, Any], stage: str) -> dict[str, Any]:
     if endpoint:
         override["output"] = {"api_url": {"value": endpoint}}
     return override
+
+
+def write_api_key(template: dict[str, Any], write_auth: str) -> dict[str, Any] | None:
+    """api_key.tf.json: with WRITE_AUTH=api_key Chalice marks the write routes
+    `api_key_required` but creates no key; API Gateway accepts a key only through a usage
+    plan on the stage. One key, one throttled plan, the key in a sensitive output."""
+    deployment = template.get("resource", {}).get("aws_api_gateway_deployment", {}).get("rest_api")
+    if write_auth != "api_key" or deployment is None:
+        return None
+    return {
+        "resource": {
+            "aws_api_gateway_api_key": {
+                "write": {
+                    "name": "${local.prefix}-write",
+                    "description": "x-api-key for the write routes (POST /uploads, DELETE /images/{id})",
+                }
+            },
+            "aws_api_gateway_usage_plan": {
+                "write": {
+                    "name": "${local.prefix}-write",
+                    # The deployment creates the stage (its stage_name attribute is deprecated).
+                    "api_stages": [{"api_id": "${aws_api_gateway_rest_api.rest_api.id}", "stage": deployment["stage_name"]}],
+                    "depends_on": ["aws_api_gateway_deployment.rest_api"],
+                    "throttle_settings": [{"rate_limit": "${var.api_key_rate_limit}", "burst_limit": "${var.api_key_burst_limit}"}],
+                }
+            },
+            "aws_api_gateway_usage_plan_key": {
+                "write": {
+                    "key_id": "${aws_api_gateway_api_key.write.id}",
+                    "key_type": "API_KEY",
+                    "usage_plan_id": "${aws_api_gateway_usage_plan.write.id}",
+                }
+            },
+        },
+        "output": {
+            "write_api_key": {
+                "description": "x-api-key for the write routes: terraform output -raw write_api_key",
+                "value": "${aws_api_gateway_api_key.write.value}",
+                "sensitive": True,
+            }
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

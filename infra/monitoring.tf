@@ -2,14 +2,16 @@ locals {
   metrics_namespace = "ImagePipeline/${var.stage}"
   alarm_actions     = [aws_sns_topic.alerts.arn]
 
-  # Metric filters on the app's JSON outcome lines (chalicelib/observe.py). The EMF metrics
-  # in namespace ImagePipeline carry no stage; these are per stage and feed the alarms.
+  # Metric filters on the app's JSON outcome lines (chalicelib/observe.py; every
+  # image.processed line carries duration_ms and RenditionsWritten, tests/infra checks it
+  # against lines the service really prints). The EMF metrics in namespace ImagePipeline
+  # carry no stage; these are per stage and feed the alarms.
   log_metrics = {
     Processed         = { pattern = "{ $.event = \"image.processed\" }", value = "1", unit = "Count" }
     Rejected          = { pattern = "{ $.event = \"image.rejected\" }", value = "1", unit = "Count" }
     Failed            = { pattern = "{ $.event = \"image.failed\" }", value = "1", unit = "Count" }
-    ProcessingTime    = { pattern = "{ $.event = \"image.processed\" && $.duration_ms = * }", value = "$.duration_ms", unit = "Milliseconds" }
-    RenditionsWritten = { pattern = "{ $.event = \"image.processed\" && $.renditions = * }", value = "$.renditions", unit = "Count" }
+    ProcessingTime    = { pattern = "{ $.event = \"image.processed\" }", value = "$.duration_ms", unit = "Milliseconds" }
+    RenditionsWritten = { pattern = "{ $.event = \"image.processed\" }", value = "$.RenditionsWritten", unit = "Count" }
     PublishFailures   = { pattern = "{ $.event = \"publish.failed\" }", value = "1", unit = "Count" }
   }
   filters = merge([
@@ -128,9 +130,23 @@ resource "aws_cloudwatch_metric_alarm" "rejected_rate" {
 
   metric_query {
     id          = "rate"
-    expression  = "IF((processed + rejected) >= ${var.rejected_rate_min_images}, rejected / (processed + rejected), 0)"
+    expression  = "IF(total >= ${var.rejected_rate_min_images}, rejected_or_0 / total, 0)"
     label       = "Rejected fraction"
     return_data = true
+  }
+
+  # A period with rejections only has no Processed datapoint at all: FILL keeps the sum
+  # (else metric math drops that period and a 100% rejection rate would never alarm).
+  metric_query {
+    id          = "rejected_or_0"
+    expression  = "FILL(rejected, 0)"
+    return_data = false
+  }
+
+  metric_query {
+    id          = "total"
+    expression  = "FILL(processed, 0) + FILL(rejected, 0)"
+    return_data = false
   }
 
   metric_query {
@@ -152,6 +168,23 @@ resource "aws_cloudwatch_metric_alarm" "rejected_rate" {
       stat        = "Sum"
     }
   }
+}
+
+# The catalog item stands but subscribers (notify, anyone else on the events topic) missed
+# the event: observe's publish.failed line.
+resource "aws_cloudwatch_metric_alarm" "publish_failures" {
+  alarm_name          = "${local.prefix}-publish-failures"
+  alarm_description   = "Events could not be published to ${aws_sns_topic.events.name}: their catalog items exist, subscribers missed them (the publish.failed log lines name the images)."
+  namespace           = local.metrics_namespace
+  metric_name         = "PublishFailures"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
 }
 
 # ---------------------------------------------------------------- dashboard

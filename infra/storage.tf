@@ -47,6 +47,18 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "uploads" {
   }
 }
 
+# The gallery posts each file straight to S3 with a presigned form from POST /uploads: the
+# browser needs S3 to answer its CORS preflight. POST only; nothing is readable cross-origin.
+resource "aws_s3_bucket_cors_configuration" "uploads" {
+  bucket = aws_s3_bucket.uploads.id
+  cors_rule {
+    allowed_methods = ["POST"]
+    allowed_origins = var.upload_cors_origins
+    allowed_headers = ["*"]
+    max_age_seconds = 3000
+  }
+}
+
 resource "aws_s3_bucket_versioning" "uploads" {
   bucket = aws_s3_bucket.uploads.id
   versioning_configuration {

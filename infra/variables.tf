@@ -98,6 +98,24 @@ variable "cloudfront_price_class" {
   default     = "PriceClass_100"
 }
 
+variable "api_key_rate_limit" {
+  description = "Requests per second (steady) allowed with the write API key; path 1 with WRITE_AUTH=api_key only (api_key.tf.json)."
+  type        = number
+  default     = 10
+}
+
+variable "api_key_burst_limit" {
+  description = "Burst of requests allowed with the write API key; path 1 with WRITE_AUTH=api_key only."
+  type        = number
+  default     = 20
+}
+
+variable "upload_cors_origins" {
+  description = "Origins whose pages may POST presigned upload forms to the upload bucket (the gallery's: the API's https://<id>.execute-api.<region>.amazonaws.com, or a custom domain). The form's signed policy is what authorizes an upload; CORS only lets the page read S3's answer. \"*\" when the API's URL is not known yet."
+  type        = list(string)
+  default     = ["*"]
+}
+
 variable "functions" {
   description = "The app's Lambda functions: Chalice handler name => trigger (async for S3/SNS, sqs, api) and timeout in seconds. `make package` writes the app's own list into the packaged directory; this default matches app.py and .chalice/config.json for the chalice-deploy path (tests/infra checks they agree)."
   type = map(object({

@@ -18,6 +18,7 @@ the load average are printed with them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import queue
@@ -69,6 +70,23 @@ def parse_batch_line(line: str) -> BatchLine | None:
         return None
     rate = match["rate"]
     return BatchLine(int(match["count"]), float(match["seconds"]), float(rate) if rate else None)
+
+
+def handler_seconds(functions_log: Path) -> dict[str, float]:
+    """Source key -> the handler's own `duration_ms` (its image.processed log line), so the
+    latency splits into rendering and the local stack's share (upload, notification, relay,
+    outbox mirror)."""
+    durations: dict[str, float] = {}
+    for line in functions_log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            fields = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(fields, dict) and fields.get("event") == "image.processed" and "duration_ms" in fields:
+            durations[str(fields.get("key"))] = float(fields["duration_ms"]) / 1000
+    return durations
 
 
 def machine() -> str:
@@ -165,9 +183,17 @@ def measure(corpus: Path, runs: int, batch: int, concurrency: int, echo: bool) -
             summary = parse_batch_line(summary_text)
         finally:
             run.stop()
+        handled = handler_seconds(Path(temp) / "local" / "logs" / "functions.log")
+    rendering = [handled[f"uploads/single-{i}.jpg"] for i in range(runs) if f"uploads/single-{i}.jpg" in handled]
     print(f"measured {started:%Y-%m-%d %H:%M} UTC on {machine()}")
     print(f"12 MP photo ({PHOTO_12MP}), inbox -> last rendition in outbox: median {statistics.median(latencies):.2f} s over {runs} runs")
     print(f"  each: {', '.join(f'{t:.2f}' for t in latencies)} s")
+    if len(rendering) == len(latencies):
+        rest = [total - own for total, own in zip(latencies, rendering, strict=True)]
+        print(
+            f"  of which process_upload itself (its duration_ms): median {statistics.median(rendering):.2f} s; "
+            f"the local stack around it (upload, notification, relay, outbox mirror): median {statistics.median(rest):.2f} s"
+        )
     rate = f"{summary.per_minute:.1f} images/min" if summary and summary.per_minute else "(no rate)"
     print(f"batch of {batch} photos ({', '.join(p.name for p in photos)}), LOCAL_CONCURRENCY={concurrency}: {rate}")
     print(f"  {summary_text}")

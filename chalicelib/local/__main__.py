@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `... status | head`: the reader has had enough. Python's own advice: no traceback,
+        # and stdout pointed at devnull so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def serve_api(local: LocalSettings, port: int, stage: str) -> int:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
@@ -57,12 +59,16 @@ def upload(local: LocalSettings, paths: list[Path]) -> int:
         else:
             print(f"error: {given} is not a file or folder", file=sys.stderr)
             return 2
-    try:
-        for path, key in planned:
+    for path, key in planned:
+        try:
             upload_file(s3, settings.upload_bucket, key, path)
-            print(f"uploaded s3://{settings.upload_bucket}/{key}")
-    except (BotoCoreError, ClientError) as exc:
-        return _unreachable(local, exc)
+        except BotoCoreError as exc:
+            return _unreachable(local, exc)
+        except (ClientError, S3UploadFailedError) as exc:
+            # The stack answered but refused (its bucket was removed, ...): say so, not "unreachable".
+            print(f"error: could not upload {path} to s3://{settings.upload_bucket}/{key}: {exc}", file=sys.stderr)
+            return 1
+        print(f"uploaded s3://{settings.upload_bucket}/{key}")
     return 0
 
 
@@ -76,10 +82,10 @@ def status(local: LocalSettings) -> int:
         print(f"local stack at {local.endpoint_url} (stage {local.stage})")
         print("catalog:")
         for state in ("processed", "rejected", "failed"):
-            print(f"  {state:<10} {_count(ddb, settings.catalog_table, 'by_status', 'status', state)}")
+            print(f"  {state:<10} {_or_error(_count, ddb, settings.catalog_table, 'by_status', 'status', state)}")
         print("buckets:")
         for bucket in (settings.upload_bucket, settings.processed_bucket):
-            print(f"  {bucket:<40} {_objects(s3, bucket)} objects")
+            print(f"  {bucket:<40} {_or_error(_objects, s3, bucket, unit=' objects')}")
         print("queues (waiting / in flight):")
         for url in sqs.list_queues().get("QueueUrls", []):
             attributes = sqs.get_queue_attributes(
@@ -91,6 +97,15 @@ def status(local: LocalSettings) -> int:
     except (BotoCoreError, ClientError) as exc:
         return _unreachable(local, exc)
     return 0
+
+
+def _or_error(read: Callable[..., int], *args: Any, unit: str = "") -> str:
+    """One figure of the report, or why it is missing (a resource removed by hand, ...)."""
+    try:
+        return f"{read(*args)}{unit}"
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        return f"? ({error.get('Code', 'error')}: {error.get('Message', exc)})"
 
 
 def _count(ddb: Any, table: str, index: str, key: str, value: str) -> int:

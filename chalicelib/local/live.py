@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from urllib.parse import unquote_plus
 
 from chalicelib.local.outbox import write_atomically
-from chalicelib.local.relay import DeadLetter
+from chalicelib.local.relay import LAMBDA_ASYNC_RETRIES, DeadLetter
 from chalicelib.local.resources import Route
 from chalicelib.service import output_folder
 from chalicelib.settings import Settings
@@ -51,6 +51,7 @@ class _Image:
     batch: int | None
     expected: set[str] | None = None
     bytes: int = 0
+    failures: int = 0
 
 
 @dataclass
@@ -159,7 +160,11 @@ class LiveLog:
                     note_path(self._settings, self._outbox, key, suffix).unlink(missing_ok=True)
                 self.say(f"        deleted    {key}  (its outputs are removed from the outbox)")
             elif kind == "image.failed":
-                self.say(f"        failed     {key}: {body.get('error')} (retrying)")
+                # The relay tries each event 1 + LAMBDA_ASYNC_RETRIES times, then parks it.
+                image.failures += 1
+                attempts = LAMBDA_ASYNC_RETRIES + 1
+                then = "retrying" if image.failures < attempts else "giving up"
+                self.say(f"        failed     {key}: {body.get('error')} (attempt {image.failures} of {attempts}, {then})")
 
     def dead_letter(self, letter: DeadLetter) -> None:
         records = letter.event.get("Records") or [{}]

@@ -265,7 +265,9 @@ def run(local: LocalSettings) -> int:
         return 130
     finally:
         stack.stop()
-        say(f"stopped. outbox kept at {_show(stack.outbox)}")
+        left = len(stack.waiting()) if stack.inbox.is_dir() else 0
+        later = f"; {left} inbox file(s) not done yet: the next `make run` uploads them again" if left else ""
+        say(f"stopped. outbox kept at {_show(stack.outbox)}{later}")
 
 
 def seed_inbox(inbox: Path) -> bool:

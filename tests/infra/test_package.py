@@ -198,3 +198,56 @@ def test_roles_may_do_what_the_terraform_wiring_needs(packaged: tuple[Path, dict
     assert _allowed(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-processed-{SUFFIX}/renditions/a.jpg/w320.jpg")
     assert not _allowed(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
     assert not _allowed(POLICY, "sqs:SendMessage", queue_arn.format("reprocess"))
+
+
+def test_chalice_config_writes_only_the_settings_the_stage_defines(tmp_path: Path) -> None:
+    """`make chalice-config` (path 2): infra's names go into the stage, nothing else moves."""
+    config = tmp_path / "config.json"
+    original = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config.write_text(json.dumps(original))
+    outputs = {"UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d", "NOT_A_SETTING": "x", "UPLOAD_PREFIX": "uploads/"}
+    assert packaging.chalice_config("prod", outputs, config) == {"UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d"}
+    written = json.loads(config.read_text())
+    assert "NOT_A_SETTING" not in written["stages"]["prod"]["environment_variables"]
+    original["stages"]["prod"]["environment_variables"]["UPLOAD_BUCKET"] = "image-pipeline-prod-uploads-0a1b2c3d"
+    assert written == original
+    with pytest.raises(packaging.PackageError, match="stage 'nope' is not in"):
+        packaging.chalice_config("nope", outputs, config)
+
+
+def test_api_key_stage_gets_a_key_and_usage_plan(packaged: tuple[Path, dict[str, Any]]) -> None:
+    """prod has WRITE_AUTH=api_key: Chalice marks the write routes api_key_required but makes
+    no key, and API Gateway honours a key only through a usage plan on the stage."""
+    out, template = packaged
+    assert PROD_CONFIG["environment_variables"]["WRITE_AUTH"] == "api_key"
+    api_key = json.loads((out / "api_key.tf.json").read_text())
+    (plan,) = api_key["resource"]["aws_api_gateway_usage_plan"].values()
+    stage = template["resource"]["aws_api_gateway_deployment"]["rest_api"]["stage_name"]
+    assert plan["api_stages"] == [{"api_id": "${aws_api_gateway_rest_api.rest_api.id}", "stage": stage}]
+    assert plan["depends_on"] == ["aws_api_gateway_deployment.rest_api"] and plan["throttle_settings"]
+    (link,) = api_key["resource"]["aws_api_gateway_usage_plan_key"].values()
+    assert (link["key_id"], link["usage_plan_id"]) == ("${aws_api_gateway_api_key.write.id}", "${aws_api_gateway_usage_plan.write.id}")
+    assert api_key["output"]["write_api_key"]["sensitive"] is True
+    # the write routes really ask API Gateway for a key, the read routes do not
+    swagger = json.loads(template["locals"]["chalice_api_swagger"])
+    assert swagger["securityDefinitions"]["api_key"]["in"] == "header"
+    keyed = {
+        (path, verb) for path, ops in swagger["paths"].items() for verb, op in ops.items() if {"api_key": []} in op.get("security", [])
+    }
+    assert ("/uploads", "post") in keyed and ("/images/{image_id}", "delete") in keyed
+    assert all(verb in ("post", "put", "delete", "patch") for _, verb in keyed)
+    for mode in ("none", "iam"):
+        assert packaging.write_api_key(template, mode) is None
+    assert packaging.write_api_key({"resource": {}}, "api_key") is None  # no routes, no API
+
+
+def test_infra_only_is_infra_for_the_stage_and_keeps_state(tmp_path: Path) -> None:
+    """`make infra` (path 2): infra/ alone, its stage set, state kept across runs."""
+    out = tmp_path / "infra"
+    out.mkdir()
+    (out / "terraform.tfstate").write_text("{}")
+    packaging.infra_only("prod", out)
+    names = {p.name for p in out.iterdir()}
+    own = {p.name for p in (ROOT / "infra").iterdir() if p.suffix == ".tf" or p.name == "terraform.tfvars"}
+    assert names == own | {"stage_override.tf.json", "terraform.tfstate"}
+    assert json.loads((out / "stage_override.tf.json").read_text()) == {"variable": {"stage": {"default": "prod"}}}

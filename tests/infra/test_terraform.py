@@ -128,7 +128,7 @@ def test_packaged_prod_applies_against_moto(
             name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
         )
 
-    s3, ddb, sns, cw, lam, logs = (client(n) for n in ("s3", "dynamodb", "sns", "cloudwatch", "lambda", "logs"))
+    s3, ddb, sns, cw, lam, logs, cloudfront = (client(n) for n in ("s3", "dynamodb", "sns", "cloudwatch", "lambda", "logs", "cloudfront"))
 
     # buckets: random suffix, private, encrypted, versioned, TLS only
     uploads, processed = outputs["upload_bucket"], outputs["processed_bucket"]
@@ -143,6 +143,10 @@ def test_packaged_prod_applies_against_moto(
         policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
         deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
         assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+    # the gallery's browser may POST presigned forms to the upload bucket, and do nothing else
+    (cors,) = s3.get_bucket_cors(Bucket=uploads)["CORSRules"]
+    assert (cors["AllowedMethods"], cors["AllowedOrigins"]) == (["POST"], ["*"])
 
     # one notification on the upload bucket, to the processor, for uploads/ only
     notification = s3.get_bucket_notification_configuration(Bucket=uploads)["LambdaFunctionConfigurations"]
@@ -180,8 +184,16 @@ def test_packaged_prod_applies_against_moto(
     env = lam.get_function_configuration(FunctionName="image-pipeline-prod-process_upload")["Environment"]["Variables"]
     assert (env["UPLOAD_BUCKET"], env["PROCESSED_BUCKET"], env["ALERTS_TOPIC_ARN"]) == (uploads, processed, alerts_arn)
     assert env["EVENTS_TOPIC"] == "image-pipeline-prod-events" and env["CATALOG_TABLE"] == "image-pipeline-prod-catalog"
-    invoke = lam.get_function_event_invoke_config(FunctionName="image-pipeline-prod-process_upload")
-    assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":image-pipeline-prod-async-failures")
+    # every S3/SNS-triggered function: bounded retries, then the async-failures queue
+    for handler, f in packaging.functions(packaged[1]).items():
+        if f["trigger"] != "async":
+            continue
+        invoke = lam.get_function_event_invoke_config(FunctionName=f"image-pipeline-prod-{handler}")
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"].endswith(":image-pipeline-prod-async-failures"), handler
+        assert (invoke["MaximumRetryAttempts"], invoke["MaximumEventAgeInSeconds"]) == (2, 3600), handler
+    (mapping,) = lam.list_event_source_mappings()["EventSourceMappings"]
+    assert mapping["EventSourceArn"].endswith(":image-pipeline-prod-reprocess")
+    assert mapping["FunctionArn"].endswith(":function:image-pipeline-prod-reprocess")
     groups = {
         g["logGroupName"]: g.get("retentionInDays")
         for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/image-pipeline-prod")["logGroups"]
@@ -200,7 +212,46 @@ def test_packaged_prod_applies_against_moto(
         "image-pipeline-prod-async-failures-not-empty",
         "image-pipeline-prod-reprocess-dlq-not-empty",
         "image-pipeline-prod-rejected-rate",
+        "image-pipeline-prod-publish-failures",
     ):
         assert alarms[name]["AlarmActions"] == [alerts_arn] and alarms[name]["OKActions"] == [alerts_arn], name
     assert alarms["image-pipeline-prod-process_upload-duration-p95"]["Threshold"] == 120 * 1000 * 0.8
     assert cw.get_dashboard(DashboardName="image-pipeline-prod")["DashboardBody"]
+    rate = {q["Id"]: q for q in alarms["image-pipeline-prod-rejected-rate"]["Metrics"]}
+    assert [q["Id"] for q in rate.values() if q.get("ReturnData", True)] == ["rate"]
+    assert {q["MetricStat"]["Metric"]["MetricName"] for q in rate.values() if "MetricStat" in q} == {"Processed", "Rejected"}
+
+    # CDN: the private processed bucket behind origin access control, HTTPS only, compressed;
+    # the bucket policy lets exactly this distribution read renditions/
+    (summary,) = cloudfront.list_distributions()["DistributionList"]["Items"]
+    assert outputs["cloudfront_domain"] == summary["DomainName"]
+    config = cloudfront.get_distribution_config(Id=summary["Id"])["DistributionConfig"]
+    (origin,) = config["Origins"]["Items"]
+    assert origin["DomainName"].startswith(f"{processed}.s3.")
+    # moto does not echo the origin's OriginAccessControlId; the control itself must exist
+    (oac,) = cloudfront.list_origin_access_controls()["OriginAccessControlList"]["Items"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == ("s3", "always", "sigv4")
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["ViewerProtocolPolicy"] == "https-only" and behavior["Compress"] is True
+    grant = [s for s in json.loads(s3.get_bucket_policy(Bucket=processed)["Policy"])["Statement"] if s["Effect"] == "Allow"]
+    assert [(g["Principal"], g["Resource"], g["Condition"]["StringEquals"]["AWS:SourceArn"]) for g in grant] == [
+        ({"Service": "cloudfront.amazonaws.com"}, f"arn:aws:s3:::{processed}/renditions/*", summary["ARN"])
+    ]
+    assert outputs["dashboard_url"].endswith("#dashboards:name=image-pipeline-prod")
+
+    # path 2's glue: `make chalice-config` turns this very output into the stage's settings,
+    # which the app accepts (a copy of .chalice/config.json stands in for the real one)
+    from chalicelib.settings import Settings
+
+    config = tmp_path / "config.json"
+    config.write_text((ROOT / ".chalice" / "config.json").read_text())
+    changed = packaging.chalice_config("prod", outputs["chalice_environment"], config)
+    assert changed["UPLOAD_BUCKET"] == uploads and changed["ALERTS_TOPIC_ARN"] == alerts_arn
+    env = json.loads(config.read_text())["stages"]["prod"]["environment_variables"]
+    settings = Settings.from_env(env)
+    assert (settings.upload_bucket, settings.processed_bucket, settings.reprocess_queue) == (
+        uploads,
+        processed,
+        "image-pipeline-prod-reprocess",
+    )
+    assert settings.cdn_domain == outputs["cloudfront_domain"]

@@ -122,9 +122,16 @@ def test_a_parked_upload_is_reported_with_its_reason_where_the_user_looks(tmp_pa
     route = Route(
         "process_upload", "s3", "s3://in-bucket", "q", "url", "arn", "q-dlq", "dlq-url", "image-pipeline-dev-process_upload", 2048, 120
     )
+    for _ in range(3):  # the first try and Lambda's two retries each publish image.failed
+        live.event(_envelope({"type": "image.failed", "source_key": "uploads/shop/shoe.jpg", "error": "ClientError: SlowDown"}))
     event = {"Records": [{"s3": {"bucket": {"name": "in-bucket"}, "object": {"key": "uploads/shop/shoe.jpg"}}}]}
     live.dead_letter(DeadLetter(route, event, "ClientError: SlowDown", 3))
-    line, summary = out.getvalue().splitlines()
+    *attempts, line, summary = out.getvalue().splitlines()
+    assert [a.split("(", 1)[1] for a in attempts] == [
+        "attempt 1 of 3, retrying)",
+        "attempt 2 of 3, retrying)",
+        "attempt 3 of 3, giving up)",
+    ]
     assert line.startswith("[1/1]   FAILED     uploads/shop/shoe.jpg  ClientError: SlowDown (parked in q-dlq;")
     assert "(0 processed, 0 rejected, 1 failed)" in summary
     note = (tmp_path / "shop" / "shoe.jpg.failed.txt").read_text()
@@ -157,3 +164,15 @@ def test_a_file_that_vanishes_before_it_is_complete_is_not_waited_for(tmp_path: 
     line, summary = out.getvalue().splitlines()
     assert line.startswith("[1/1]   processed  uploads/a.jpg")
     assert summary.startswith("batch done: 1 image in ")
+
+
+def test_status_names_a_missing_resource_instead_of_calling_the_stack_unreachable() -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib.local.client import _or_error
+
+    def missing(bucket: str) -> int:
+        raise ClientError({"Error": {"Code": "NoSuchBucket", "Message": "The specified bucket does not exist"}}, "ListObjectsV2")
+
+    assert _or_error(lambda bucket: 5, "b", unit=" objects") == "5 objects"
+    assert _or_error(missing, "b", unit=" objects") == "? (NoSuchBucket: The specified bucket does not exist)"

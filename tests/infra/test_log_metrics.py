@@ -1,0 +1,125 @@
+"""The metric filters in infra/monitoring.tf match the outcome lines the app really writes
+(the service, through chalicelib/observe.py), and the alarms and the dashboard use only
+metrics those filters publish. No terraform needed: the small subset of CloudWatch's JSON
+filter syntax that infra/ uses is evaluated here; a pattern outside it fails the test."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from typing import Any
+
+import pytest
+
+from chalicelib import observe, service
+from chalicelib.models import Upload
+from chalicelib.notify import MemoryNotifier
+from chalicelib.storage import MemoryObjectStore
+from tests.conftest import ROOT, fixture_bytes
+from tests.unit.test_service import make_pipeline
+
+MONITORING = (ROOT / "infra" / "monitoring.tf").read_text()
+TERM = re.compile(r'\$\.(\w+) = "([^"*]*)"')
+# Which outcome line each filter must count (observe's `event` field).
+EXPECTED_EVENT = {
+    "Processed": "image.processed",
+    "Rejected": "image.rejected",
+    "Failed": "image.failed",
+    "ProcessingTime": "image.processed",
+    "RenditionsWritten": "image.processed",
+    "PublishFailures": "publish.failed",
+}
+
+
+def log_metrics() -> dict[str, dict[str, str]]:
+    """local.log_metrics: metric => {pattern, value, unit}, with Terraform's escapes undone."""
+    block = re.search(r"log_metrics = \{\n(.*?)\n  \}", MONITORING, re.DOTALL)
+    assert block, "local.log_metrics not found in infra/monitoring.tf"
+    return {
+        name: {k: v.replace('\\"', '"') for k, v in re.findall(r'(\w+) = "((?:[^"\\]|\\.)*)"', body)}
+        for name, body in re.findall(r"^\s+(\w+)\s+= \{ (.*) \}$", block.group(1), re.MULTILINE)
+    }
+
+
+def matches(pattern: str, line: dict[str, Any]) -> bool:
+    """`{ $.a = "x" && $.b = "y" }`: every field equals its text, as CloudWatch evaluates it."""
+    inner = re.fullmatch(r"\{ (.*) \}", pattern)
+    assert inner, f"not a JSON filter pattern: {pattern}"
+    terms = [TERM.fullmatch(t) for t in inner.group(1).split(" && ")]
+    assert all(terms), f'{pattern}: only `$.field = "text"` terms joined by && are understood here'
+    return all(line.get(t.group(1)) == t.group(2) for t in terms if t)
+
+
+def value_of(expression: str, line: dict[str, Any]) -> float:
+    if not expression.startswith("$."):
+        return float(expression)
+    value = line.get(expression[2:])
+    assert isinstance(value, int | float) and not isinstance(value, bool), f"{expression} is not a number in {line}"
+    return float(value)
+
+
+@pytest.fixture(scope="module")
+def outcome_lines() -> list[dict[str, Any]]:
+    """What the service prints for a processed photo (whose event cannot be published), a
+    text file, a read that fails, a key outside uploads/ and a delete."""
+
+    class FlakyGet(MemoryObjectStore):
+        def get(self, source: Any) -> bytes:
+            if source.key.endswith("flaky.jpg"):
+                raise ConnectionError("read timed out")
+            return super().get(source)
+
+    class DeadNotifier(MemoryNotifier):
+        def publish(self, *a: Any, **kw: Any) -> str:
+            raise ConnectionError("SNS is down")
+
+    p = make_pipeline(store=FlakyGet(), notifier=DeadNotifier())
+    store = p.store
+    assert isinstance(store, MemoryObjectStore)
+    for key, data in (
+        ("uploads/ok.jpg", fixture_bytes("orient_landscape_1.jpg")),
+        ("uploads/bad.jpg", b"nope"),
+        ("uploads/flaky.jpg", b"x"),
+    ):
+        store.add("up", key, data)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        service.process_upload(p, Upload("up", "uploads/ok.jpg", sequencer="01"))
+        service.process_upload(p, Upload("up", "uploads/bad.jpg", sequencer="01"))
+        with pytest.raises(ConnectionError):
+            service.process_upload(p, Upload("up", "uploads/flaky.jpg", sequencer="01"))
+        service.process_upload(p, Upload("up", "elsewhere/x.jpg", sequencer="01"))
+        store.remove("up", "uploads/ok.jpg")
+        service.remove_source(p, Upload("up", "uploads/ok.jpg", "ObjectRemoved:Delete", sequencer="02"))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {line["event"] for line in lines} >= {"image.processed", "image.rejected", "image.failed", "publish.failed"}
+    return lines
+
+
+def test_each_filter_counts_exactly_its_outcome_lines(outcome_lines: list[dict[str, Any]]) -> None:
+    metrics = log_metrics()
+    assert set(metrics) == set(EXPECTED_EVENT), "a filter was added or removed: say here which outcome it counts"
+    for name, metric in metrics.items():
+        counted = [line for line in outcome_lines if matches(metric["pattern"], line)]
+        wanted = [line for line in outcome_lines if line["event"] == EXPECTED_EVENT[name]]
+        assert counted == wanted and wanted, (name, metric["pattern"])
+        for line in counted:
+            assert value_of(metric["value"], line) >= (0 if name == "ProcessingTime" else 1), (name, line)
+    processed = next(line for line in outcome_lines if line["event"] == "image.processed")
+    assert value_of(metrics["ProcessingTime"]["value"], processed) == processed["duration_ms"]
+    assert value_of(metrics["RenditionsWritten"]["value"], processed) == processed["RenditionsWritten"] >= 3
+    # the units are the ones the app's own EMF metrics use
+    assert metrics["ProcessingTime"]["unit"] == observe.METRICS["ProcessingTime"]
+    assert {m["unit"] for n, m in metrics.items() if n != "ProcessingTime"} == {"Count"}
+
+
+def test_alarms_and_dashboard_read_only_metrics_the_filters_publish() -> None:
+    published = set(log_metrics())
+    used = set(re.findall(r'namespace\s+= local\.metrics_namespace\s+metric_name\s+= "(\w+)"', MONITORING))
+    used |= set(re.findall(r'\[local\.metrics_namespace, "(\w+)"\]', MONITORING))
+    for names in re.findall(r"for m in \[([^\]]*)\] : \[local\.metrics_namespace, m\]", MONITORING):
+        used |= set(re.findall(r'"(\w+)"', names))
+    assert {"Processed", "Rejected", "Failed", "RenditionsWritten", "PublishFailures"} <= used
+    assert used <= published, f"not published by any metric filter: {used - published}"
