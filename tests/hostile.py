@@ -11,6 +11,7 @@ from functools import cache
 
 from PIL import Image
 
+from chalicelib.imaging import codec
 from chalicelib.models import ErrorCode
 from tests.conftest import fixture_bytes
 
@@ -309,6 +310,46 @@ CASES: dict[str, tuple[Callable[[], bytes], ErrorCode | str]] = {
     "1-bit": (lambda: save(photo().convert("1"), "PNG"), OK),
     "float-tiff": (lambda: save(photo().convert("F"), "TIFF"), OK),
 }
+
+
+# AVIF is decoded (libavif + dav1d, another CVE surface) where the Pillow wheel has it, as
+# the pinned Linux x86_64 wheels do; elsewhere it is refused and these cases do not apply.
+AVIF = "AVIF" in codec.ALLOWED_FORMATS
+
+
+def _avif_with_ispe(width: int, height: int) -> bytes:
+    """A real AVIF whose `ispe` box (the size the container declares) is rewritten."""
+    data = bytearray(save(photo((96, 72)), "AVIF", quality=60))
+    at = data.find(b"ispe")
+    data[at + 8 : at + 16] = struct.pack(">II", width, height)
+    return bytes(data)
+
+
+def _avif_corrupt_data() -> bytes:
+    """64 zero bytes in the AV1 data: Pillow's AVIF plugin raises RuntimeError on it."""
+    data = bytearray(save(photo(), "AVIF"))
+    at = int(len(data) * 0.9)
+    data[at : at + 64] = bytes(64)
+    return bytes(data)
+
+
+def _avif_frames(count: int) -> bytes:
+    frames = [Image.new("RGB", (16, 16), (i % 256, 0, 0)) for i in range(count)]
+    return save(frames[0], "AVIF", save_all=True, append_images=frames[1:], speed=10, quality=30)
+
+
+if AVIF:
+    CASES.update(
+        {
+            "avif": (lambda: save(photo(), "AVIF"), OK),
+            "avif-animated": (lambda: _animated("AVIF"), OK),
+            "avif-truncated": (lambda: save(photo(), "AVIF")[:900], ErrorCode.CORRUPT_IMAGE),
+            "avif-corrupt-data": (_avif_corrupt_data, ErrorCode.CORRUPT_IMAGE),
+            # libavif checks the declared size against the AV1 stream and refuses the file
+            "avif-ispe-30000x30000": (lambda: _avif_with_ispe(30000, 30000), ErrorCode.CORRUPT_IMAGE),
+            "avif-1001-frames": (lambda: _avif_frames(1001), ErrorCode.TOO_MANY_FRAMES),
+        }
+    )
 
 
 @cache

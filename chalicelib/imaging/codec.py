@@ -41,8 +41,9 @@ _PLUGINS = (BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin, Png
 ALLOWED_FORMATS: frozenset[str] = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP"} | ({"AVIF"} if _AVIF else set()))
 
 # Errors Pillow raises for malformed files. TIFF's decoder can raise TypeError/KeyError,
-# PNG chunks ValueError, truncated data OSError/EOFError: all mean "corrupt input".
-_DECODE_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, SyntaxError, struct.error)
+# PNG chunks ValueError, truncated data OSError/EOFError, the AVIF plugin RuntimeError
+# ("Failed to decode frame 0", found by the fuzz test): all mean "corrupt input".
+_DECODE_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, SyntaxError, RuntimeError, struct.error)
 
 # Pillow's own text/ICC chunk limits, tightened: a zTXt or iCCP bomb must not inflate.
 PngImagePlugin.MAX_TEXT_CHUNK = 1024 * 1024

@@ -5,13 +5,14 @@ every allowed format: flipped, overwritten, inserted, duplicated, zeroed bytes a
 truncations, biased towards headers) and feeds them to `render.render`. The only exception
 allowed out is `RejectedInput`; each image must finish within PER_IMAGE_SECONDS (a SIGALRM
 watchdog turns a hang into a failure). The run stops at FUZZ_SECONDS (default 10) whatever
-the example count, and is derandomized so CI is reproducible; set FUZZ_SECONDS=300
-FUZZ_RANDOM=1 for a longer, random local run.
+the example count: Hypothesis runs of 200 examples repeat with seeds 0, 1, 2, ... so CI is
+reproducible; set FUZZ_SECONDS=600 FUZZ_RANDOM=1 for a longer, random local run.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
+import hypothesis
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +32,7 @@ from tests import hostile
 from tests.conftest import fixture_bytes
 
 FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "10"))
+FUZZ_MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "1000000"))
 PER_IMAGE_SECONDS = 10
 LIMITS = codec.DecodeLimits(max_pixels=50_000_000, max_frames=1000)
 # One preset per output format, small: the decoders are the target, not the encoders' speed.
@@ -60,6 +63,7 @@ def seeds() -> dict[str, bytes]:
         "tiff-multipage": hostile.tiff_pages(3),
         "bmp": hostile.save(photo, "BMP"),
         "mpo": hostile.case("mpo"),
+        **({"avif": hostile.case("avif"), "avif-animated": hostile.case("avif-animated")} if hostile.AVIF else {}),
         "cmyk-jpeg": hostile.save(photo.convert("CMYK"), "JPEG"),
     }
 
@@ -113,40 +117,50 @@ def watchdog(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-STATS = {"examples": 0, "rejected": 0, "rendered": 0, "started": 0.0}
+CHUNK = 200  # examples per Hypothesis run; runs repeat, each with its own seed, until the budget is spent
+
+
+def fuzz_chunk(run_seed: int, stats: dict[str, float], stop_at: float) -> None:
+    """One Hypothesis run of at most CHUNK examples, reproducible from `run_seed` (printed
+    with any failure). Examples after `stop_at` are no-ops, so a run ends soon after it."""
+
+    @hypothesis.seed(run_seed)
+    @settings(
+        max_examples=CHUNK,
+        deadline=None,  # the watchdog enforces PER_IMAGE_SECONDS; Hypothesis' own deadline is flaky on a busy CI box
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(source=st.sampled_from(sorted(seeds())), operations=st.lists(mutation, min_size=1, max_size=4))
+    def check(source: str, operations: list[tuple[str, Any, Any]]) -> None:
+        if time.monotonic() > stop_at:
+            return
+        data = mutate(seeds()[source], operations)
+        stats["examples"] += 1
+        with watchdog(PER_IMAGE_SECONDS):
+            try:
+                result = render.render(data, PROFILE, LIMITS, "fuzz", workers=1)
+            except RejectedInput:
+                stats["rejected"] += 1
+                return
+        stats["rendered"] += 1
+        for rendition in result.renditions:
+            assert rendition.data, f"{source}: empty {rendition.preset}"
+
+    check()
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=int(os.environ.get("FUZZ_MAX_EXAMPLES", "2000")),
-    deadline=None,  # the watchdog enforces PER_IMAGE_SECONDS; Hypothesis' own deadline is flaky on a busy CI box
-    derandomize=not os.environ.get("FUZZ_RANDOM"),
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
-@given(seed=st.sampled_from(sorted(seeds())), operations=st.lists(mutation, min_size=1, max_size=4))
-def test_mutated_images_only_ever_raise_rejected_input(seed: str, operations: list[tuple[str, Any, Any]]) -> None:
-    if not STATS["started"]:
-        STATS["started"] = time.monotonic()
-    if time.monotonic() - STATS["started"] > FUZZ_SECONDS:
-        return  # the time budget is spent: remaining examples are no-ops
-    data = mutate(seeds()[seed], operations)
-    STATS["examples"] += 1
-    with watchdog(PER_IMAGE_SECONDS):
-        try:
-            result = render.render(data, PROFILE, LIMITS, "fuzz", workers=1)
-        except RejectedInput:
-            STATS["rejected"] += 1
-            return
-    STATS["rendered"] += 1
-    for rendition in result.renditions:
-        assert rendition.data, f"{seed}: empty {rendition.preset}"
-
-
-def test_fuzz_ran_enough_examples() -> None:
-    """Guards the guard: the fuzz test above must actually have exercised the decoders."""
-    if not STATS["started"]:
-        pytest.skip("the fuzz test did not run in this worker")
-    print(f"fuzz: {STATS}")
-    assert STATS["examples"] >= 100
-    assert STATS["rejected"] > 0 and STATS["rendered"] > 0
+def test_mutated_images_only_ever_raise_rejected_input() -> None:
+    """Runs for FUZZ_SECONDS (or FUZZ_MAX_EXAMPLES images), whichever comes first. Seeds are
+    0, 1, 2, ... (reproducible in CI) or random with FUZZ_RANDOM=1."""
+    stats = {"examples": 0.0, "rejected": 0.0, "rendered": 0.0, "runs": 0.0}
+    first = random.SystemRandom().randrange(2**32) if os.environ.get("FUZZ_RANDOM") else 0
+    stop_at = time.monotonic() + FUZZ_SECONDS
+    while time.monotonic() < stop_at and stats["examples"] < FUZZ_MAX_EXAMPLES:
+        fuzz_chunk(first + int(stats["runs"]), stats, stop_at)
+        stats["runs"] += 1
+    print(f"fuzz: {stats} (first seed {first})")
+    # Guards the guard: the decoders must really have been exercised, both ways.
+    assert stats["examples"] >= 100
+    assert stats["rejected"] > 0 and stats["rendered"] > 0

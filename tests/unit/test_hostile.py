@@ -62,12 +62,13 @@ def test_every_hostile_or_odd_upload_gets_a_typed_recorded_outcome(name: str, ca
 
 @pytest.mark.parametrize(
     ("name", "raised"),
-    [("tiff-typeerror", TypeError), ("tiff-page2-typeerror", TypeError), ("tiff-page2-syntaxerror", SyntaxError)],
+    [("tiff-typeerror", TypeError), ("tiff-page2-typeerror", TypeError), ("tiff-page2-syntaxerror", SyntaxError)]
+    + ([("avif-corrupt-data", RuntimeError)] if hostile.AVIF else []),
 )
-def test_corrupt_tiffs_are_ones_pillow_raises_non_oserrors_on(name: str, raised: type[Exception]) -> None:
+def test_corrupt_files_pillow_raises_non_oserrors_on(name: str, raised: type[Exception]) -> None:
     """The cases the issue names: Pillow's TIFF decoder raises TypeError (or SyntaxError),
-    not OSError, on these (on a later page only when it walks there); we turn each into a
-    typed rejection."""
+    not OSError, on these (on a later page only when it walks there), its AVIF plugin
+    RuntimeError; we turn each into a typed rejection."""
     with pytest.raises(raised):
         image = Image.open(io.BytesIO(hostile.case(name)))
         getattr(image, "n_frames", 1)
@@ -115,6 +116,7 @@ def test_limits_are_settings() -> None:
         "uploads/px.png": (hostile.save(Image.new("RGB", (101, 100)), "PNG"), "too_many_pixels"),
         "uploads/frames.gif": (hostile.gif_frames(4), "too_many_frames"),
         "uploads/ok.gif": (hostile.gif_frames(3), None),
+        **({"uploads/px.avif": (hostile.save(Image.new("RGB", (101, 100)), "AVIF"), "too_many_pixels")} if hostile.AVIF else {}),
     }
     for key, (data, code) in cases.items():
         store = p.store
@@ -137,6 +139,7 @@ def test_first_frame_or_page_is_rendered() -> None:
         "APNG": hostile.save(red, "PNG", save_all=True, append_images=[blue]),
         "TIFF": hostile.save(red, "TIFF", save_all=True, append_images=[blue]),
         "MPO": hostile.save(red, "MPO", save_all=True, append_images=[blue]),
+        **({"AVIF": hostile.save(red, "AVIF", save_all=True, append_images=[blue], quality=90)} if hostile.AVIF else {}),
     }
     for fmt, data in sources.items():
         result = render_all(data, CLASSIC)
@@ -234,6 +237,7 @@ def test_metadata_of_every_kind_is_stripped_on_the_bytes() -> None:
         "png text+exif+xmp": hostile.save(photo, "PNG", exif=exif, pnginfo=_png_text(secret)),
         "webp exif+xmp": hostile.save(photo, "WEBP", exif=exif, xmp=xmp),
         "tiff with non-srgb icc": hostile.save(photo, "TIFF", icc_profile=adobe_rgb, description=secret.decode()),
+        **({"avif exif+xmp": hostile.save(photo, "AVIF", exif=exif, xmp=xmp)} if hostile.AVIF else {}),
     }
     for name, data in sources.items():
         assert secret in data or name.startswith("tiff") or name.startswith("webp"), name

@@ -4,7 +4,6 @@ that match the documented (and Terraform-filtered) metrics."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
@@ -94,30 +93,3 @@ def test_readme_lists_every_metric() -> None:
     section = readme[readme.index("## Logs and metrics") :]
     for name in observe.METRICS:
         assert f"`{name}`" in section, f"README 'Logs and metrics' does not list {name}"
-
-
-def _matches(pattern: str, line: dict[str, Any]) -> bool:
-    """CloudWatch Logs JSON filter patterns of the form `{ $.a = "x" && $.b = * }`."""
-    for term in pattern.strip().strip("{}").split("&&"):
-        field, _, wanted = (part.strip() for part in term.partition("="))
-        value = line.get(field.removeprefix("$."))
-        if value is None or (wanted != "*" and str(value) != wanted.strip('"')):
-            return False
-    return True
-
-
-def test_terraform_metric_filters_match_the_lines_the_app_writes(capsys: pytest.CaptureFixture[str]) -> None:
-    """The alarms feed on metric filters over these log lines (infra/monitoring.tf): each
-    filter must match a line the app really writes, and take a number from it."""
-    monitoring = ROOT / "infra" / "monitoring.tf"
-    if not monitoring.is_file():
-        pytest.skip("infra/monitoring.tf is not in this tree")
-    filters = re.findall(r'^\s*(\w+)\s*=\s*\{\s*pattern\s*=\s*"((?:[^"\\]|\\.)*)",\s*value\s*=\s*"([^"]*)"', monitoring.read_text(), re.M)
-    assert len(filters) >= 4, "the log_metrics block of infra/monitoring.tf was not found"
-    written = every_outcome(capsys)
-    for name, pattern, value in filters:
-        matched = [line for line in written if _matches(pattern.replace('\\"', '"'), line)]
-        assert matched, f"metric filter {name} ({pattern}) matches no line the app writes"
-        for line in matched:
-            number = 1 if value == "1" else line.get(value.removeprefix("$."))
-            assert isinstance(number, int | float), f"{name}: {value} is not a number in {line}"
