@@ -49,75 +49,91 @@ resource "aws_cloudwatch_log_metric_filter" "outcomes" {
 }
 
 # ------------------------------------------------------------------- alarms
-resource "aws_cloudwatch_metric_alarm" "errors" {
-  for_each            = local.function_names
-  alarm_name          = "${each.value}-errors"
-  alarm_description   = "${each.value} raised an error (failed images are retried, then go to the async-failures queue)."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = each.value }
-  statistic           = "Sum"
+locals {
+  # The alarms on a single metric, by key: each fires when the metric is above its threshold
+  # in a 5-minute period (duration: in 2 periods out of 2), a missing datapoint is no alarm.
+  alarm_defaults = {
+    dimensions          = null
+    statistic           = "Sum"
+    extended_statistic  = null
+    evaluation_periods  = 1
+    datapoints_to_alarm = null
+    threshold           = 0
+  }
+  alarm_specs = merge(
+    merge([
+      for handler, name in local.function_names : {
+        "${handler}-errors" = {
+          alarm_name  = "${name}-errors"
+          description = "${name} raised an error (failed images are retried, then go to the async-failures queue)."
+          namespace   = "AWS/Lambda"
+          metric_name = "Errors"
+          dimensions  = { FunctionName = name }
+        }
+        "${handler}-throttles" = {
+          alarm_name  = "${name}-throttles"
+          description = "${name} was throttled (reserved or account concurrency reached)."
+          namespace   = "AWS/Lambda"
+          metric_name = "Throttles"
+          dimensions  = { FunctionName = name }
+        }
+        "${handler}-duration-p95" = {
+          alarm_name          = "${name}-duration-p95"
+          description         = "p95 duration of ${name} is above ${var.duration_alarm_ratio * 100}% of its ${var.functions[handler].timeout} s timeout."
+          namespace           = "AWS/Lambda"
+          metric_name         = "Duration"
+          dimensions          = { FunctionName = name }
+          statistic           = null
+          extended_statistic  = "p95"
+          evaluation_periods  = 2
+          datapoints_to_alarm = 2
+          threshold           = var.functions[handler].timeout * 1000 * var.duration_alarm_ratio
+        }
+      }
+    ]...),
+    {
+      for key, queue in local.dead_letter_queues : "${key}-not-empty" => {
+        alarm_name  = "${queue}-not-empty"
+        description = "Messages wait in ${queue}: events that failed every retry. Inspect, fix, then redrive."
+        namespace   = "AWS/SQS"
+        metric_name = "ApproximateNumberOfMessagesVisible"
+        dimensions  = { QueueName = queue }
+        statistic   = "Maximum"
+      }
+    },
+    {
+      # The catalog item stands but subscribers (notify, anyone else on the events topic)
+      # missed the event: observe's publish.failed line.
+      publish-failures = {
+        alarm_name  = "${local.prefix}-publish-failures"
+        description = "Events could not be published to ${aws_sns_topic.events.name}: their catalog items exist, subscribers missed them (the publish.failed log lines name the images)."
+        namespace   = local.metrics_namespace
+        metric_name = "PublishFailures"
+      }
+    },
+  )
+}
+
+resource "aws_cloudwatch_metric_alarm" "single_metric" {
+  for_each            = { for key, spec in local.alarm_specs : key => merge(local.alarm_defaults, spec) }
+  alarm_name          = each.value.alarm_name
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric_name
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  extended_statistic  = each.value.extended_statistic
   period              = 300
-  evaluation_periods  = 1
+  evaluation_periods  = each.value.evaluation_periods
+  datapoints_to_alarm = each.value.datapoints_to_alarm
   comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
 }
 
-resource "aws_cloudwatch_metric_alarm" "throttles" {
-  for_each            = local.function_names
-  alarm_name          = "${each.value}-throttles"
-  alarm_description   = "${each.value} was throttled (reserved or account concurrency reached)."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = each.value }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "duration_p95" {
-  for_each            = local.function_names
-  alarm_name          = "${each.value}-duration-p95"
-  alarm_description   = "p95 duration of ${each.value} is above ${var.duration_alarm_ratio * 100}% of its ${var.functions[each.key].timeout} s timeout."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Duration"
-  dimensions          = { FunctionName = each.value }
-  extended_statistic  = "p95"
-  period              = 300
-  evaluation_periods  = 2
-  datapoints_to_alarm = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.functions[each.key].timeout * 1000 * var.duration_alarm_ratio
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "dead_letters" {
-  for_each            = local.dead_letter_queues
-  alarm_name          = "${each.value}-not-empty"
-  alarm_description   = "Messages wait in ${each.value}: events that failed every retry. Inspect, fix, then redrive."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = each.value }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
+# Metric math: the share of rejected uploads.
 resource "aws_cloudwatch_metric_alarm" "rejected_rate" {
   alarm_name          = "${local.prefix}-rejected-rate"
   alarm_description   = "More than ${var.rejected_rate_threshold * 100}% of uploads were rejected in 15 minutes (at least ${var.rejected_rate_min_images} images)."
@@ -168,23 +184,6 @@ resource "aws_cloudwatch_metric_alarm" "rejected_rate" {
       stat        = "Sum"
     }
   }
-}
-
-# The catalog item stands but subscribers (notify, anyone else on the events topic) missed
-# the event: observe's publish.failed line.
-resource "aws_cloudwatch_metric_alarm" "publish_failures" {
-  alarm_name          = "${local.prefix}-publish-failures"
-  alarm_description   = "Events could not be published to ${aws_sns_topic.events.name}: their catalog items exist, subscribers missed them (the publish.failed log lines name the images)."
-  namespace           = local.metrics_namespace
-  metric_name         = "PublishFailures"
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
 }
 
 # ---------------------------------------------------------------- dashboard

@@ -17,32 +17,117 @@ resource "terraform_data" "suffix" {
   }
 }
 
-# ---------------------------------------------------------------- upload bucket
+# ---------------------------------------------------------------------- buckets
+# Two distinct resources: the app's settings (deploy/package.py) and Chalice's bucket
+# notification reference aws_s3_bucket.uploads and aws_s3_bucket.processed by name.
 resource "aws_s3_bucket" "uploads" {
   bucket        = "${local.prefix}-uploads-${local.suffix}"
   force_destroy = var.force_destroy
 }
 
-resource "aws_s3_bucket_public_access_block" "uploads" {
-  bucket                  = aws_s3_bucket.uploads.id
+resource "aws_s3_bucket" "processed" {
+  bucket        = "${local.prefix}-processed-${local.suffix}"
+  force_destroy = var.force_destroy
+}
+
+locals {
+  # Every bucket gets the same hardening below: private, owner-enforced, encrypted,
+  # versioned, lifecycle rules, TLS only.
+  buckets = {
+    uploads   = aws_s3_bucket.uploads
+    processed = aws_s3_bucket.processed
+  }
+  bucket_policies = {
+    uploads   = data.aws_iam_policy_document.tls_only["uploads"].json
+    processed = data.aws_iam_policy_document.processed.json
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "buckets" {
+  for_each                = local.buckets
+  bucket                  = each.value.id
   block_public_acls       = true
   block_public_policy     = true
   ignore_public_acls      = true
   restrict_public_buckets = true
 }
 
-resource "aws_s3_bucket_ownership_controls" "uploads" {
-  bucket = aws_s3_bucket.uploads.id
+resource "aws_s3_bucket_ownership_controls" "buckets" {
+  for_each = local.buckets
+  bucket   = each.value.id
   rule {
     object_ownership = "BucketOwnerEnforced"
   }
 }
 
-resource "aws_s3_bucket_server_side_encryption_configuration" "uploads" {
-  bucket = aws_s3_bucket.uploads.id
+resource "aws_s3_bucket_server_side_encryption_configuration" "buckets" {
+  for_each = local.buckets
+  bucket   = each.value.id
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_versioning" "buckets" {
+  for_each = local.buckets
+  bucket   = each.value.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "buckets" {
+  for_each = local.buckets
+  bucket   = each.value.id
+  # The rules need versioning to be on before they can expire noncurrent versions.
+  depends_on = [aws_s3_bucket_versioning.buckets]
+
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = var.abort_multipart_days
+    }
+  }
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_days
+    }
+    expiration {
+      expired_object_delete_marker = true
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "buckets" {
+  for_each   = local.buckets
+  bucket     = each.value.id
+  policy     = local.bucket_policies[each.key]
+  depends_on = [aws_s3_bucket_public_access_block.buckets]
+}
+
+data "aws_iam_policy_document" "tls_only" {
+  for_each = local.buckets
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [each.value.arn, "${each.value.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
     }
   }
 }
@@ -59,149 +144,8 @@ resource "aws_s3_bucket_cors_configuration" "uploads" {
   }
 }
 
-resource "aws_s3_bucket_versioning" "uploads" {
-  bucket = aws_s3_bucket.uploads.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "uploads" {
-  bucket = aws_s3_bucket.uploads.id
-  # The rules need versioning to be on before they can expire noncurrent versions.
-  depends_on = [aws_s3_bucket_versioning.uploads]
-
-  rule {
-    id     = "abort-incomplete-multipart-uploads"
-    status = "Enabled"
-    filter {}
-    abort_incomplete_multipart_upload {
-      days_after_initiation = var.abort_multipart_days
-    }
-  }
-
-  rule {
-    id     = "expire-noncurrent-versions"
-    status = "Enabled"
-    filter {}
-    noncurrent_version_expiration {
-      noncurrent_days = var.noncurrent_version_days
-    }
-    expiration {
-      expired_object_delete_marker = true
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "uploads" {
-  bucket     = aws_s3_bucket.uploads.id
-  policy     = data.aws_iam_policy_document.uploads.json
-  depends_on = [aws_s3_bucket_public_access_block.uploads]
-}
-
-data "aws_iam_policy_document" "uploads" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.uploads.arn, "${aws_s3_bucket.uploads.arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-# ------------------------------------------------------------- processed bucket
-resource "aws_s3_bucket" "processed" {
-  bucket        = "${local.prefix}-processed-${local.suffix}"
-  force_destroy = var.force_destroy
-}
-
-resource "aws_s3_bucket_public_access_block" "processed" {
-  bucket                  = aws_s3_bucket.processed.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "processed" {
-  bucket = aws_s3_bucket.processed.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "processed" {
-  bucket = aws_s3_bucket.processed.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
-    }
-  }
-}
-
-resource "aws_s3_bucket_versioning" "processed" {
-  bucket = aws_s3_bucket.processed.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "processed" {
-  bucket     = aws_s3_bucket.processed.id
-  depends_on = [aws_s3_bucket_versioning.processed]
-
-  rule {
-    id     = "abort-incomplete-multipart-uploads"
-    status = "Enabled"
-    filter {}
-    abort_incomplete_multipart_upload {
-      days_after_initiation = var.abort_multipart_days
-    }
-  }
-
-  rule {
-    id     = "expire-noncurrent-versions"
-    status = "Enabled"
-    filter {}
-    noncurrent_version_expiration {
-      noncurrent_days = var.noncurrent_version_days
-    }
-    expiration {
-      expired_object_delete_marker = true
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "processed" {
-  bucket     = aws_s3_bucket.processed.id
-  policy     = data.aws_iam_policy_document.processed.json
-  depends_on = [aws_s3_bucket_public_access_block.processed]
-}
-
 data "aws_iam_policy_document" "processed" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.processed.arn, "${aws_s3_bucket.processed.arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
+  source_policy_documents = [data.aws_iam_policy_document.tls_only["processed"].json]
 
   # The bucket stays private: only this distribution (origin access control) reads renditions.
   statement {
