@@ -4,7 +4,6 @@ by its function's policy (.chalice/policy-prod.json for the event handlers,
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +12,7 @@ from urllib.parse import quote_plus
 import pytest
 
 from tests.conftest import ROOT, create_catalog_table, fixture_bytes
+from tests.iam import allows
 
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 POLICY_FILES = {"handlers": "policy-prod.json", "api": "policy-prod-api.json"}
@@ -44,12 +44,7 @@ ACTIONS: dict[tuple[str, str], tuple[str, str]] = {
 
 
 def allowed(action: str, resource: str, policy: dict[str, Any] = POLICY) -> bool:
-    for statement in policy["Statement"]:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        if statement["Effect"] == "Allow" and action in actions and any(fnmatch.fnmatchcase(resource, r) for r in resources):
-            return True
-    return False
+    return allows(policy, action, resource)
 
 
 @pytest.mark.parametrize("role", sorted(POLICIES))

@@ -3,7 +3,6 @@ and the Terraform-generated roles' least privilege. Needs no terraform binary.""
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from deploy import package as packaging
 from tests.conftest import ROOT
+from tests.iam import allows
 
 pytestmark = pytest.mark.slow
 
@@ -148,15 +148,6 @@ def test_unknown_stage_is_a_clear_error(tmp_path: Path) -> None:
 # ------------------------------------------------- least privilege of the roles
 
 
-def _allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
-    for statement in policy["Statement"]:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        if statement["Effect"] == "Allow" and action in actions and any(fnmatch.fnmatchcase(resource, r) for r in resources):
-            return True
-    return False
-
-
 def test_generated_roles_carry_exactly_policy_prod(packaged: tuple[Path, dict[str, Any]]) -> None:
     """tests/functional/test_policy.py proves the prod policies allow every call the code
     makes; here: each role Terraform creates gets its function's policy and nothing else."""
@@ -187,17 +178,17 @@ def test_roles_may_do_what_the_terraform_wiring_needs(packaged: tuple[Path, dict
         role = resources["aws_lambda_function"][handler]["role"].split(".")[1]
         policy = json.loads(resources["aws_iam_role_policy"][role]["policy"])
         log_group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/image-pipeline-prod-{handler}:log-stream:x"
-        assert _allowed(policy, "logs:PutLogEvents", log_group)
+        assert allows(policy, "logs:PutLogEvents", log_group)
         if f["trigger"] == "async":
-            assert _allowed(policy, "sqs:SendMessage", queue_arn.format("async-failures")), handler
+            assert allows(policy, "sqs:SendMessage", queue_arn.format("async-failures")), handler
         if f["trigger"] == "sqs":
             for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
-                assert _allowed(policy, action, queue_arn.format("reprocess")), (handler, action)
+                assert allows(policy, action, queue_arn.format("reprocess")), (handler, action)
     # the random bucket suffix stays inside the policy's patterns, and only there
-    assert _allowed(POLICY, "s3:GetObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
-    assert _allowed(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-processed-{SUFFIX}/renditions/a.jpg/w320.jpg")
-    assert not _allowed(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
-    assert not _allowed(POLICY, "sqs:SendMessage", queue_arn.format("reprocess"))
+    assert allows(POLICY, "s3:GetObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
+    assert allows(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-processed-{SUFFIX}/renditions/a.jpg/w320.jpg")
+    assert not allows(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
+    assert not allows(POLICY, "sqs:SendMessage", queue_arn.format("reprocess"))
 
 
 def test_chalice_config_writes_only_the_settings_the_stage_defines(tmp_path: Path) -> None:
