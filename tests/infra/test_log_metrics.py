@@ -5,20 +5,14 @@ filter syntax that infra/ uses is evaluated here; a pattern outside it fails the
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import re
 from typing import Any
 
 import pytest
 
-from chalicelib import observe, service
-from chalicelib.models import Upload
-from chalicelib.notify import MemoryNotifier
-from chalicelib.storage import MemoryObjectStore
-from tests.conftest import ROOT, fixture_bytes
-from tests.unit.test_service import make_pipeline
+from chalicelib import observe
+from tests.conftest import ROOT
+from tests.outcomes import every_outcome
 
 MONITORING = (ROOT / "infra" / "monitoring.tf").read_text()
 TERM = re.compile(r'\$\.(\w+) = "([^"*]*)"')
@@ -62,38 +56,7 @@ def value_of(expression: str, line: dict[str, Any]) -> float:
 
 @pytest.fixture(scope="module")
 def outcome_lines() -> list[dict[str, Any]]:
-    """What the service prints for a processed photo (whose event cannot be published), a
-    text file, a read that fails, a key outside uploads/ and a delete."""
-
-    class FlakyGet(MemoryObjectStore):
-        def get(self, source: Any) -> bytes:
-            if source.key.endswith("flaky.jpg"):
-                raise ConnectionError("read timed out")
-            return super().get(source)
-
-    class DeadNotifier(MemoryNotifier):
-        def publish(self, *a: Any, **kw: Any) -> str:
-            raise ConnectionError("SNS is down")
-
-    p = make_pipeline(store=FlakyGet(), notifier=DeadNotifier())
-    store = p.store
-    assert isinstance(store, MemoryObjectStore)
-    for key, data in (
-        ("uploads/ok.jpg", fixture_bytes("orient_landscape_1.jpg")),
-        ("uploads/bad.jpg", b"nope"),
-        ("uploads/flaky.jpg", b"x"),
-    ):
-        store.add("up", key, data)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        service.process_upload(p, Upload("up", "uploads/ok.jpg", sequencer="01"))
-        service.process_upload(p, Upload("up", "uploads/bad.jpg", sequencer="01"))
-        with pytest.raises(ConnectionError):
-            service.process_upload(p, Upload("up", "uploads/flaky.jpg", sequencer="01"))
-        service.process_upload(p, Upload("up", "elsewhere/x.jpg", sequencer="01"))
-        store.remove("up", "uploads/ok.jpg")
-        service.remove_source(p, Upload("up", "uploads/ok.jpg", "ObjectRemoved:Delete", sequencer="02"))
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    lines = every_outcome()
     assert {line["event"] for line in lines} >= {"image.processed", "image.rejected", "image.failed", "publish.failed"}
     return lines
 
