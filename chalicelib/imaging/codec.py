@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 from PIL import (
     BmpImagePlugin,
@@ -256,14 +259,39 @@ def encode(image: Image.Image, fmt: str, quality: int, options: dict[str, object
     Pillow falls back to `image.info` for JPEG comments and PNG ICC profiles, so each is
     overridden explicitly rather than trusting the caller to have cleared it.
     """
-    buffer = io.BytesIO()
     params: dict[str, object] = dict(options)
+    with _sink(fmt) as out:
+        if fmt == "JPEG":
+            image.save(out, "JPEG", quality=quality, exif=b"", comment=b"", icc_profile=None, **params)
+        elif fmt == "WEBP":
+            image.save(out, "WEBP", quality=quality, exif=b"", xmp=b"", icc_profile=b"", **params)
+        elif fmt == "PNG":
+            image.save(out, "PNG", icc_profile=None, **params)
+        else:  # pragma: no cover - presets validate formats
+            raise ValueError(f"cannot encode {fmt}")
+        if isinstance(out, io.BytesIO):
+            return out.getvalue()
+        out.seek(0)
+        return out.read()
+
+
+@contextlib.contextmanager
+def _sink(fmt: str) -> Iterator[IO[bytes]]:
+    """Where the encoder writes: for JPEG an in-memory file with a descriptor (memfd).
+
+    Pillow holds the GIL for a whole JPEG encode into a BytesIO (an optimised or progressive
+    JPEG is one call), so a 2048 px JPEG (~50 ms) stalled every other render thread; given a
+    file descriptor it encodes with the GIL released, to the same bytes. WebP already
+    releases the GIL and PNG yields it between chunks: they keep a BytesIO, which a full-size
+    PNG of 100 MB must not be copied out of twice.
+    """
     if fmt == "JPEG":
-        image.save(buffer, "JPEG", quality=quality, exif=b"", comment=b"", icc_profile=None, **params)
-    elif fmt == "WEBP":
-        image.save(buffer, "WEBP", quality=quality, exif=b"", xmp=b"", icc_profile=b"", **params)
-    elif fmt == "PNG":
-        image.save(buffer, "PNG", icc_profile=None, **params)
-    else:  # pragma: no cover - presets validate formats
-        raise ValueError(f"cannot encode {fmt}")
-    return buffer.getvalue()
+        try:
+            fd = os.memfd_create("rendition", os.MFD_CLOEXEC)
+        except (AttributeError, OSError):  # not Linux, or refused: same bytes, just serial
+            fd = -1
+        if fd >= 0:
+            with os.fdopen(fd, "w+b") as file:
+                yield file
+            return
+    yield io.BytesIO()

@@ -103,3 +103,47 @@ def test_other_pillow_formats_are_not_opened() -> None:
         buffer = io.BytesIO()
         Image.new("RGB", (32, 32)).save(buffer, fmt)
         assert rejection(buffer.getvalue()).code in (ErrorCode.NOT_AN_IMAGE, ErrorCode.UNSUPPORTED_FORMAT), fmt
+
+
+def _noise(size: tuple[int, int]) -> Image.Image:
+    return Image.merge("RGB", [Image.effect_noise(size, sigma) for sigma in (40, 60, 80)])
+
+
+@pytest.mark.parametrize("options", [{}, {"optimize": True, "progressive": True}], ids=["baseline", "progressive"])
+def test_jpeg_bytes_do_not_depend_on_the_output_buffer(monkeypatch: pytest.MonkeyPatch, options: dict[str, object]) -> None:
+    # JPEGs are encoded into a memfd (so Pillow releases the GIL); without one, a BytesIO.
+    image = _noise((640, 480))
+    through_memfd = codec.encode(image, "JPEG", 82, dict(options))
+    monkeypatch.delattr(codec.os, "memfd_create")
+    through_bytesio = codec.encode(image, "JPEG", 82, dict(options))
+    assert through_memfd == through_bytesio
+    assert Image.open(io.BytesIO(through_memfd)).size == (640, 480)
+
+
+def test_jpeg_encoding_lets_other_threads_run() -> None:
+    # Render threads resize while others encode: a JPEG encode must not hold the GIL, or
+    # every other thread stops for its whole duration. Counts how far this thread's Python
+    # loop gets while the encode runs, against its pace alone: held, it gets ~0%.
+    import threading
+    import time
+
+    image = _noise((3000, 2000))
+    codec.encode(image, "JPEG", 95, {"optimize": True, "progressive": True})  # warm-up
+
+    def spin(seconds: float) -> int:
+        count, end = 0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            count += 1
+        return count
+
+    pace = spin(0.1) / 0.1
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (codec.encode(image, "JPEG", 95, {"optimize": True, "progressive": True}), done.set()))
+    count, start = 0, time.perf_counter()
+    worker.start()
+    while not done.is_set():
+        count += 1
+        time.perf_counter()
+    elapsed = time.perf_counter() - start
+    worker.join()
+    assert count > 0.2 * pace * elapsed, f"{count} loop turns in {elapsed * 1000:.0f} ms; alone: {pace * elapsed:.0f}"
