@@ -21,6 +21,10 @@ FORMATS: dict[str, tuple[str, str]] = {  # format -> (extension, content type)
 _FITS = ("within", "cover")
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a width
+
+
 class PresetError(ValueError):
     """A preset definition or profile name is invalid."""
 
@@ -45,6 +49,8 @@ class Preset:
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise PresetError(f"preset name must be a non-empty string, not {self.name!r}")
         if self.format not in FORMATS:
             raise PresetError(f"preset {self.name!r}: format must be one of {sorted(FORMATS)}")
         if self.fit not in _FITS:
@@ -52,12 +58,20 @@ class Preset:
         if self.fit == "cover" and not (self.width and self.height):
             raise PresetError(f"preset {self.name!r}: fit 'cover' needs both width and height")
         for side in (self.width, self.height):
-            if side is not None and side <= 0:
-                raise PresetError(f"preset {self.name!r}: width and height must be positive")
-        if not 1 <= self.quality <= 100:
-            raise PresetError(f"preset {self.name!r}: quality must be 1..100")
-        if "/" in self.filename or not self.filename:
+            if side is not None and not (_is_int(side) and side > 0):
+                raise PresetError(f"preset {self.name!r}: width and height must be positive integers, not {side!r}")
+        if not (_is_int(self.quality) and 1 <= self.quality <= 100):
+            raise PresetError(f"preset {self.name!r}: quality must be an integer 1..100, not {self.quality!r}")
+        if not isinstance(self.filename, str) or "/" in self.filename or not self.filename:
             raise PresetError(f"preset {self.name!r}: filename must be a plain file name")
+        try:
+            self.filename.format(stem="x", name="x", ext="x")
+        except (KeyError, IndexError, ValueError):
+            raise PresetError(f"preset {self.name!r}: filename {self.filename!r} may use only {{stem}}, {{name}}, {{ext}}") from None
+        if not isinstance(self.always, bool):
+            raise PresetError(f"preset {self.name!r}: always must be true or false")
+        if not isinstance(self.options, Mapping):
+            raise PresetError(f"preset {self.name!r}: options must be an object")
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
 
     @property
@@ -76,6 +90,8 @@ class Preset:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preset:
+        if not isinstance(data, Mapping):
+            raise PresetError(f"a preset must be an object, not {data!r}")
         known = {"name", "format", "width", "height", "fit", "quality", "filename", "always", "options"}
         unknown = set(data) - known
         if unknown:
@@ -175,4 +191,7 @@ def load_profile(spec: str) -> Profile:
     name, items = (raw.get("name", path.stem), raw.get("presets")) if isinstance(raw, dict) else (path.stem, raw)
     if not isinstance(items, list):
         raise PresetError(f"PRESETS={spec!r}: expected a list of presets")
-    return Profile(str(name), tuple(Preset.from_dict(item) for item in items))
+    try:
+        return Profile(str(name), tuple(Preset.from_dict(item) for item in items))
+    except PresetError as exc:
+        raise PresetError(f"PRESETS={spec!r}: {exc}") from None

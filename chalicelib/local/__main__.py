@@ -6,7 +6,8 @@
   api          the HTTP routes only (`chalice local` without autoreload; `run` starts it)
 
 Options come from environment variables: LOCAL_AWS_PORT, LOCAL_API_PORT, INBOX, OUTBOX,
-STAGE, PRESETS (see README "Local stack").
+STAGE, PRESETS, ... (README.md, "Run it locally: make run", "Options"). `upload` and `status`
+find the stack by LOCAL_AWS_PORT and STAGE: give them the same values as `run`.
 """
 
 from __future__ import annotations

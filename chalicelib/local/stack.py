@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import mimetypes
 import os
@@ -28,7 +29,8 @@ from chalicelib.local.outbox import OutboxMirror, QueueTap, stop_all
 from chalicelib.local.processes import Child, StartupError, ensure_free, free_port
 from chalicelib.local.relay import Relay
 from chalicelib.local.watcher import InboxWatcher, files_in, upload_key
-from chalicelib.settings import LocalSettings, Settings
+from chalicelib.presets import PresetError, load_profile
+from chalicelib.settings import LocalSettings, Settings, SettingsError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SAMPLES_DIR = PROJECT_DIR / "samples"
@@ -41,6 +43,10 @@ log = logging.getLogger("image_pipeline.local")
 def stage_config(stage: str, local: LocalSettings) -> Config:
     """The stage's Chalice config, with the developer's overrides (PRESETS, ...) on top,
     the way `chalice local` builds it."""
+    stages = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text(encoding="utf-8")).get("stages", {})
+    if stage not in stages:
+        # Chalice would build an empty stage, and the first missing bucket name would be the error.
+        raise SettingsError(f"STAGE={stage!r} is not a stage of .chalice/config.json (have: {', '.join(sorted(stages))})")
     factory = CLIFactory(str(PROJECT_DIR), environ=os.environ)
     return factory.create_config_obj(chalice_stage_name=stage, user_provided_params={"environment_variables": dict(local.overrides)})
 
@@ -108,6 +114,10 @@ class LocalStack:
         self.config = stage_config(local.stage, local)
         apply_environment(local_environment(self.config, local.endpoint_url))
         self.settings = Settings.from_env()
+        try:  # app.py would fail on it at import, in this process and in the API server
+            load_profile(self.settings.presets)
+        except PresetError as exc:
+            raise SettingsError(str(exc)) from None
         self.api_url = f"http://127.0.0.1:{local.api_port}"
         self.console = console
         self.say = _printer(console)

@@ -76,12 +76,23 @@ def test_profile_from_json(tmp_path: Path) -> None:
         {"name": "a", "format": "jpeg", "fit": "cover", "width": 10},
         {"name": "a", "format": "jpeg", "quality": 0},
         {"name": "a", "format": "jpeg", "colour": "red"},
+        # Hand-written JSON: wrong types get the same typed error, never a TypeError.
+        {"name": "a", "format": "jpeg", "width": "600"},
+        {"name": "a", "format": "jpeg", "width": True},
+        {"name": "a", "format": "jpeg", "quality": "80"},
+        {"name": "a", "format": "jpeg", "always": "yes"},
+        {"name": "a", "format": "jpeg", "options": ["progressive"]},
+        {"name": 5, "format": "jpeg"},
+        {"name": "a", "format": "jpeg", "filename": "{size}.jpg"},
+        "thumbnail",
+        17,
     ],
 )
-def test_invalid_presets(tmp_path: Path, preset: dict[str, object]) -> None:
+def test_invalid_presets(tmp_path: Path, preset: object) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps([preset]))
-    with pytest.raises(PresetError):
+    # The message names the file the user must fix.
+    with pytest.raises(PresetError, match=f"PRESETS='{path}'"):
         load_profile(str(path))
 
 

@@ -1,0 +1,58 @@
+"""`make run` with a setting a newcomer got wrong: one clear line, nothing started.
+
+Runs `python -m chalicelib.local run` as the user does, in a subprocess (about a second each:
+it fails before the emulator or the API server would start)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chalicelib.local.stack import PROJECT_DIR
+from chalicelib.settings import LOCAL_OVERRIDABLE
+
+
+def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in LOCAL_OVERRIDABLE and k != "STAGE"}
+    base |= {
+        "LOCAL_AWS_PORT": "0",
+        "LOCAL_API_PORT": "0",
+        "INBOX": str(tmp_path / "inbox"),
+        "OUTBOX": str(tmp_path / "outbox"),
+        "LOCAL_LOG_DIR": str(tmp_path / "local"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "chalicelib.local", "run"],
+        check=False,
+        cwd=PROJECT_DIR,
+        env=base | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PRESETS": "fancy"}, "error: PRESETS='fancy': not a profile name (web, classic) nor a JSON file"),
+        ({"PRESETS": "profiles/missing.json"}, "error: PRESETS='profiles/missing.json': file not found"),
+        ({"PRESETS": "{bad}"}, "error: PRESETS='{bad}': preset 'card': width and height must be positive integers, not '600'"),
+        ({"STAGE": "staging"}, "error: STAGE='staging' is not a stage of .chalice/config.json (have: dev, prod)"),
+    ],
+)
+def test_a_wrong_setting_stops_make_run_with_one_line_and_starts_nothing(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "shop", "presets": [{"name": "card", "format": "webp", "width": "600"}]}')
+    env = {k: v.replace("{bad}", str(bad)) for k, v in env.items()}
+    result = _run(tmp_path, **env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == message.replace("{bad}", str(bad))
+    assert "Traceback" not in result.stdout + result.stderr
+    # Failed before anything started: no emulator log, no seeded inbox.
+    assert not (tmp_path / "local").exists()
+    assert not (tmp_path / "inbox").exists()
