@@ -8,7 +8,7 @@ from typing import Any
 
 from chalice.app import Chalice, IAMAuthorizer, Request, Response, S3Event, SNSEvent, SQSEvent
 
-from chalicelib import api, service, wiring
+from chalicelib import api, events, service, wiring
 from chalicelib import reprocess as reprocessing
 from chalicelib.presets import load_profile
 from chalicelib.settings import Settings
@@ -116,4 +116,10 @@ def reprocess(event: SQSEvent) -> None:
 
 @app.on_sns_message(topic=settings.events_topic)
 def notify(event: SNSEvent) -> None:
-    service.notify_people(pipeline(), event.message, event.subject)
+    for message, subject in service.sns_messages(event.to_dict()):
+        service.notify_people(pipeline(), message, subject)
+
+
+# Chalice parses Records[0] before a handler runs; a malformed event must reach the handlers
+# above, which report it (see chalicelib/events.py).
+events.parse_in_handler(process_upload, remove_renditions, notify)

@@ -106,28 +106,66 @@ def output_folder(settings: Settings, source_key: str) -> str:
 # --- processing ---------------------------------------------------------------------------
 
 
-def uploads_from_event(event: Mapping[str, Any]) -> list[Upload]:
+def uploads_from_event(event: object) -> list[Upload]:
     """S3 notification records -> Uploads.
 
     Keys arrive URL-encoded (`+` for space) and are decoded exactly once, here, the way
-    chalice's S3Event.key does for the first record.
+    chalice's S3Event.key does for the first record. A record that is not an S3 record (no
+    key, wrong types, an `s3:TestEvent`, no records at all) cannot be processed or retried
+    into shape: it is reported as `image.ignored` with the reason, never raised.
     """
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list) or not records:
+        what = event.get("Event") if isinstance(event, Mapping) and event.get("Event") else "an event without S3 records"
+        _malformed(f"{what}: nothing to process")
+        return []
     uploads = []
-    for record in event.get("Records", []):
-        s3 = record.get("s3") or {}
-        obj = s3.get("object") or {}
-        if "key" not in obj:
+    for index, record in enumerate(records):
+        s3 = record.get("s3") if isinstance(record, Mapping) else None
+        obj = s3.get("object") if isinstance(s3, Mapping) else None
+        bucket = s3.get("bucket") if isinstance(s3, Mapping) else None
+        key = obj.get("key") if isinstance(obj, Mapping) else None
+        name = bucket.get("name") if isinstance(bucket, Mapping) else None
+        if not isinstance(key, str) or not key or not isinstance(name, str) or not name or not isinstance(obj, Mapping):
+            _malformed(f"record {index} has no s3.bucket.name and s3.object.key strings", record)
             continue
+        assert isinstance(record, Mapping)  # s3 came out of it
+        sequencer, event_name, event_time = obj.get("sequencer"), record.get("eventName"), record.get("eventTime")
         uploads.append(
             Upload(
-                bucket=s3.get("bucket", {}).get("name", ""),
-                key=unquote_plus(obj["key"]),
-                event_name=record.get("eventName", "ObjectCreated:Put"),
-                sequencer=obj.get("sequencer"),
-                event_time=record.get("eventTime"),
+                bucket=name,
+                key=unquote_plus(key),
+                event_name=event_name if isinstance(event_name, str) else "ObjectCreated:Put",
+                sequencer=sequencer if isinstance(sequencer, str) else None,
+                event_time=event_time if isinstance(event_time, str) else None,
             )
         )
     return uploads
+
+
+def sns_messages(event: object) -> list[tuple[str, str | None]]:
+    """(message, subject) of each SNS record; records that are not SNS records are reported."""
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list) or not records:
+        _malformed("an event without SNS records: nothing to forward")
+        return []
+    messages = []
+    for index, record in enumerate(records):
+        sns = record.get("Sns") if isinstance(record, Mapping) else None
+        message = sns.get("Message") if isinstance(sns, Mapping) else None
+        if not isinstance(message, str):
+            _malformed(f"record {index} has no Sns.Message string", record)
+            continue
+        subject = sns.get("Subject") if isinstance(sns, Mapping) else None
+        messages.append((message, subject if isinstance(subject, str) else None))
+    return messages
+
+
+def _malformed(reason: str, record: object = None) -> None:
+    observe.emit(
+        {"event": "image.ignored", "status": "ignored", "error_code": "malformed_event", "reason": reason, "record": str(record)[:500]},
+        {},
+    )
 
 
 @dataclass
@@ -175,6 +213,10 @@ def process_upload(pipeline: Pipeline, upload: Upload) -> Outcome:
     published and re-raised so Lambda retries the event.
     """
     settings = pipeline.settings
+    if upload.bucket != settings.upload_bucket:
+        # image_id and output keys come from the key alone: another bucket's `uploads/a.jpg`
+        # would overwrite ours. Only a misconfigured trigger (or a hand-made event) sends it.
+        return ignored(upload, f"not in UPLOAD_BUCKET {settings.upload_bucket!r}")
     if not upload.key.startswith(settings.upload_prefix):
         return ignored(upload, f"outside UPLOAD_PREFIX {settings.upload_prefix!r}")
     attempt = Attempt(pipeline, upload, image_id_for(upload.key), sequencer_order(upload.sequencer))
@@ -406,6 +448,8 @@ def remove_source(pipeline: Pipeline, removal: Upload) -> Outcome:
     object is processed instead: the catalog always describes what is in the bucket.
     """
     settings = pipeline.settings
+    if removal.bucket != settings.upload_bucket:
+        return ignored(removal, f"not in UPLOAD_BUCKET {settings.upload_bucket!r}")
     if not removal.key.startswith(settings.upload_prefix):
         return ignored(removal, f"outside UPLOAD_PREFIX {settings.upload_prefix!r}")
     started = time.perf_counter()
@@ -630,7 +674,9 @@ def describe_event(message: str, subject: str | None = None) -> tuple[str, str, 
         text = f"A source was deleted and its renditions removed.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"
         return (f"Deleted: {_short(key)}", text, event_type)
     if event_type == "image.processed":
-        renditions = body.get("renditions") or []
+        # Anyone allowed to publish to the topic can send this shape: only well-formed entries.
+        listed = body.get("renditions")
+        renditions = [r for r in listed if isinstance(r, dict)] if isinstance(listed, list) else []
         lines = "\n".join(
             f"  - {r.get('preset')}: {r.get('width')}x{r.get('height')} {r.get('format')}, {_human_bytes(r.get('bytes'))}"
             for r in renditions
@@ -664,8 +710,20 @@ def notify_people(pipeline: Pipeline, message: str, subject: str | None = None) 
         observe.emit({"event": "alert.skipped", "reason": "ALERTS_TOPIC_ARN is not set", "subject": title}, {})
         return None
     return pipeline.notifier.publish(
-        settings.alerts_topic_arn, subject=title, message=text, attributes={"event_type": event_type or "other"}
+        settings.alerts_topic_arn, subject=title, message=_fit_message(text), attributes={"event_type": event_type or "other"}
     )
+
+
+SNS_MESSAGE_BYTES = 262_144  # SNS refuses a longer message: the alert would be lost to retries
+
+
+def _fit_message(text: str) -> str:
+    """A forwarded message (pretty-printed, so longer than what arrived) cut to what SNS takes."""
+    data = text.encode("utf-8")
+    if len(data) <= SNS_MESSAGE_BYTES:
+        return text
+    note = f"\n\n[cut: the message was {len(data):,} bytes, over SNS's {SNS_MESSAGE_BYTES:,}]"
+    return _truncate_utf8(text, SNS_MESSAGE_BYTES - len(note.encode("utf-8"))) + note
 
 
 def _human_bytes(value: object) -> str:

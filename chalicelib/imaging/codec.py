@@ -125,12 +125,16 @@ def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[fmt, "MPO"] if fmt == "JPEG" else [fmt])
+            # Only `fmt`: the JPEG opener makes MPO images itself, and naming "MPO" (which has
+            # no opener) turned every JPEG header Pillow refuses into KeyError('MPO').
+            image = Image.open(io.BytesIO(data), formats=[fmt])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         declared = re.search(r"\((\d+) pixels\)", str(exc))
         size = f"{int(declared.group(1)):,} pixels" if declared else "its size"
         raise RejectedInput(ErrorCode.TOO_MANY_PIXELS, f"{fmt} declares {size}, over the limit of {limits.max_pixels:,}") from None
     except UnidentifiedImageError:
+        if fmt == "JPEG" and (bits := _jpeg_precision(data)) not in (None, 8):
+            raise RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, f"{bits}-bit JPEG is not supported: save it as 8-bit") from None
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"looks like {fmt} but its header cannot be read") from None
     except _DECODE_ERRORS as exc:
         if "MAX_TEXT" in str(exc):  # zTXt/iTXt/iCCP chunks that inflate past the limits above
@@ -147,6 +151,23 @@ def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
     _check_frames(image, data, fmt, limits)
     _check_scans(data, fmt)
     return image
+
+
+def _jpeg_precision(data: bytes) -> int | None:
+    """Sample precision from the first SOF marker (12-bit JPEGs exist: medical, scientific
+    and some raw converters' output), walking the marker segments before the scan."""
+    pos = 2
+    while pos + 9 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:  # no length
+            pos += 1 if marker == 0xFF else 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return data[pos + 4]
+        if marker == 0xDA:
+            return None
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
 
 
 def _check_frames(image: Image.Image, data: bytes, fmt: str, limits: DecodeLimits) -> None:

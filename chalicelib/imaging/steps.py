@@ -22,6 +22,11 @@ _EXIF_IFD, _EXIF_DATETIME_ORIGINAL = 0x8769, 0x9003
 
 
 def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation still to apply (1 = none)."""
+    if image.format == "TIFF":
+        # Pillow applies a TIFF's own Orientation tag itself: `size` is already the upright
+        # size and load() transposes the pixels. Applying it again rotated TIFFs twice.
+        return 1
     try:
         value = image.getexif().get(_EXIF_ORIENTATION, 1)
         return int(value) if int(value) in range(1, 9) else 1

@@ -160,3 +160,42 @@ def test_notify_forwards_unknown_messages_without_crashing(aws: dict[str, Any], 
     assert len(alerts) == 2
     assert "image-pipeline-errors" in alerts[0]["Subject"]
     assert alerts[1]["Message"] == "plain text \u2603"
+
+
+def _malformed_lines(out: str) -> list[dict[str, Any]]:
+    lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    return [x for x in lines if x.get("error_code") == "malformed_event"]
+
+
+def test_malformed_events_are_reported_not_raised(aws: dict[str, Any], client: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Events that are not S3 or SNS records (hand-made, an `s3:TestEvent`, a record without a
+    key) used to raise KeyError inside Chalice before any handler code ran: a bare traceback
+    and Lambda retrying a hopeless event. Each now returns with one `image.ignored` line
+    naming what was wrong, and the good records of a mixed event are still processed."""
+    key = "uploads/good.jpg"
+    aws["s3"].put_object(Bucket=aws["env"]["UPLOAD_BUCKET"], Key=key, Body=fixture_bytes("orient_landscape_1.jpg"))
+    good = client.events.generate_s3_event(bucket=aws["env"]["UPLOAD_BUCKET"], key=quote_plus(key))
+    keyless = json.loads(json.dumps(good))
+    del keyless["Records"][0]["s3"]["object"]["key"]
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": aws["env"]["UPLOAD_BUCKET"]}
+    capsys.readouterr()
+    for handler in ("process_upload", "remove_renditions"):
+        for event in ({}, {"Records": []}, test_event, keyless, {"Records": ["garbage", {"s3": {"object": {"key": 5}}}]}):
+            client.lambda_.invoke(handler, event)
+    lines = _malformed_lines(capsys.readouterr().out)
+    assert len(lines) == 2 * 6 and all(line["event"] == "image.ignored" and line["reason"] for line in lines)
+    assert any("s3:TestEvent" in line["reason"] for line in lines)
+    assert processed_keys(aws) == [] and drain(aws["sqs"], aws["events_queue"]) == []
+
+    mixed = {"Records": [{"eventName": "ObjectCreated:Put"}, *good["Records"]]}
+    client.lambda_.invoke("process_upload", mixed)
+    assert len(_malformed_lines(capsys.readouterr().out)) == 1
+    assert (catalog_item(aws, key) or {}).get("status") == "processed"
+
+    no_subject = client.events.generate_sns_event(message="a message without a subject")
+    del no_subject["Records"][0]["Sns"]["Subject"]
+    client.lambda_.invoke("notify", no_subject)
+    client.lambda_.invoke("notify", {"Records": [{"Sns": {}}]})
+    assert len(_malformed_lines(capsys.readouterr().out)) == 1
+    [alert] = drain(aws["sqs"], aws["alerts_queue"])
+    assert alert["Message"] == "a message without a subject"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import subprocess
 import sys
 from typing import Any
@@ -297,3 +298,65 @@ def test_real_camera_photo_truncated_or_over_a_lower_limit(corpus: Any) -> None:
     with pytest.raises(RejectedInput) as caught:
         codec.open_image(data, codec.DecodeLimits(max_pixels=20_000_000, max_frames=1000))
     assert caught.value.code is ErrorCode.TOO_MANY_PIXELS
+
+
+# --- found by the unseen-inputs sweep ----------------------------------------------------------
+
+
+def _quadrants(size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """Red, green, blue and white quarters: any rotation or mirror of it is far from it."""
+    image = Image.new("RGB", size, (255, 255, 255))
+    width, height = size
+    image.paste((220, 30, 30), (0, 0, width // 2, height // 2))
+    image.paste((30, 200, 30), (width // 2, 0, width, height // 2))
+    image.paste((30, 30, 220), (0, height // 2, width // 2, height))
+    return image
+
+
+@pytest.mark.parametrize("compression", ["raw", "jpeg"])
+def test_tiff_orientation_tag_is_applied_once(compression: str) -> None:
+    """Pillow applies a TIFF's Orientation tag itself (its `size` is already upright and
+    load() transposes); applying it again gave sideways or unflipped renditions."""
+    from PIL import TiffImagePlugin
+
+    from chalicelib.imaging import steps
+
+    upright = _quadrants()
+    for orientation in range(2, 9):
+        # Stored so that applying `orientation` gives the upright picture back (6 and 8 are
+        # each other's inverse; the other transposes are their own).
+        stored = upright.transpose(steps._ORIENTATION_TRANSPOSE[{6: 8, 8: 6}.get(orientation, orientation)])
+        tags = TiffImagePlugin.ImageFileDirectory_v2()
+        tags[0x0112] = orientation
+        extra = {"compression": "jpeg", "quality": 95} if compression == "jpeg" else {}
+        result = render_all(hostile.save(stored, "TIFF", tiffinfo=tags, **extra), CLASSIC)
+        assert (result.source.width, result.source.height) == upright.size, orientation
+        png = open_bytes(by_preset(result)["converted_png"].data)
+        assert png.size == upright.size and mean_abs_diff(png, upright) < 4, f"orientation {orientation} not upright"
+
+
+def test_jpeg_headers_pillow_refuses_get_a_readable_reason() -> None:
+    """Pillow refuses 12-bit JPEGs and odd frame headers when it opens them; the reason must
+    say so, not leak Pillow internals (it was KeyError 'MPO' for every such file)."""
+    with pytest.raises(RejectedInput) as caught:
+        codec.open_image(hostile.case("jpeg-12-bit"), LIMITS)
+    assert caught.value.code is ErrorCode.UNSUPPORTED_FORMAT and "12-bit JPEG" in caught.value.message
+    two_components = bytearray(hostile.save(hostile.photo((64, 48)), "JPEG"))
+    two_components[two_components.find(b"\xff\xc0") + 9] = 2
+    with pytest.raises(RejectedInput) as caught:
+        codec.open_image(bytes(two_components), LIMITS)
+    assert caught.value.code is ErrorCode.CORRUPT_IMAGE and caught.value.message == "looks like JPEG but its header cannot be read"
+
+
+def test_icc_profile_split_over_several_app2_segments_is_applied() -> None:
+    """A JPEG segment holds at most 64 KB, so big profiles (printer, camera LUT profiles) are
+    split over several APP2 segments; the whole profile must be read and applied."""
+    icc = hostile.rgb_icc_profile("Display P3 compatible")
+    icc = struct.pack(">I", len(icc) + 150_000) + icc[4:] + bytes(150_000)  # padded past two segments
+    data = hostile.save(_quadrants(), "JPEG", icc_profile=icc, quality=95)
+    assert data.count(b"ICC_PROFILE\x00") == 3
+    decoded = open_bytes(data)
+    reference = ImageCms.profileToProfile(decoded, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"))
+    assert reference is not None
+    png = open_bytes(by_preset(render_all(data, CLASSIC))["converted_png"].data)
+    assert mean_abs_diff(png, reference) < 0.5 and mean_abs_diff(decoded, reference) > 2

@@ -284,3 +284,55 @@ def test_notify_forwards_plain_text() -> None:
     service.notify_people(p, "not json {", "Hello")
     assert isinstance(p.notifier, MemoryNotifier)
     assert p.notifier.messages[0].message == "not json {"
+
+
+def test_events_for_another_bucket_are_ignored() -> None:
+    """image_id and output keys come from the key alone: another bucket's object of the same
+    key would overwrite ours, so a trigger wired to a second bucket changes nothing."""
+    p = make_pipeline()
+    assert isinstance(p.store, MemoryObjectStore)
+    upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
+    before = {k: v.data for k, v in p.store.buckets["out"].items()}
+    p.store.add("someone-else", "uploads/cat.jpg", b"not even an image")
+    for handle in (service.process_upload, service.remove_source):
+        outcome = handle(p, Upload("someone-else", "uploads/cat.jpg", sequencer="FF"))
+        assert outcome.status == "ignored" and "UPLOAD_BUCKET" in (outcome.reason or "")
+    assert {k: v.data for k, v in p.store.buckets["out"].items()} == before
+    assert (p.catalog.get(service.image_id_for("uploads/cat.jpg")) or {})["status"] == "processed"
+
+
+ALERTS = Settings.from_env(
+    {
+        "UPLOAD_BUCKET": "up",
+        "PROCESSED_BUCKET": "out",
+        "CATALOG_TABLE": "t",
+        "EVENTS_TOPIC": "ev",
+        "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:alerts",
+        "NOTIFY_ON_SUCCESS": "true",
+    }
+)
+
+
+@pytest.mark.parametrize("renditions", ["abc", 5, [1, None, "x"], {"preset": "thumbnail"}])
+def test_notify_copes_with_events_of_our_types_in_another_shape(renditions: object) -> None:
+    """Whoever may publish to the events topic can send `image.processed` with any body."""
+    p = make_pipeline(settings=ALERTS)
+    body = {"type": "image.processed", "source_key": "uploads/x.jpg", "renditions": renditions}
+    service.notify_people(p, json.dumps(body))
+    assert isinstance(p.notifier, MemoryNotifier)
+    [sent] = p.notifier.messages
+    assert "uploads/x.jpg" in sent.message and "Renditions (0," in sent.message
+
+
+def test_notify_cuts_a_forwarded_message_to_what_sns_accepts() -> None:
+    """A foreign JSON message under SNS's 256 KB grows past it when pretty-printed for people:
+    SNS would refuse the alert, and the retries end in the dead-letter queue."""
+    body = {f"field{i:05d}": i for i in range(12_000)}
+    compact, pretty = len(json.dumps(body)), len(json.dumps(body, indent=2))
+    assert compact < service.SNS_MESSAGE_BYTES < pretty
+    p = make_pipeline(settings=ALERTS)
+    service.notify_people(p, json.dumps(body), "from a neighbour")
+    assert isinstance(p.notifier, MemoryNotifier)
+    [sent] = p.notifier.messages
+    assert len(sent.message.encode()) <= service.SNS_MESSAGE_BYTES
+    assert sent.message.startswith('{\n  "field00000": 0') and "[cut: the message was" in sent.message
