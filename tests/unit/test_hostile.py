@@ -91,11 +91,12 @@ def test_frame_counting_matches_pillow_and_is_bounded() -> None:
     gifs = [fixture_bytes("animated_loop3.gif"), hostile.case("animated-gif"), hostile.gif_frames(7)]
     for data in gifs:
         assert codec._gif_frames(data, LIMITS) == Image.open(io.BytesIO(data)).n_frames  # type: ignore[attr-defined]
-    tiff = hostile.tiff_pages(5)
-    assert codec._tiff_pages(tiff, 1000) == Image.open(io.BytesIO(tiff)).n_frames  # type: ignore[attr-defined]
+    for tiff in (hostile.tiff_pages(5), hostile.bigtiff_pages(5)):
+        assert codec._tiff_pages(tiff, 1000) == Image.open(io.BytesIO(tiff)).n_frames == 5  # type: ignore[attr-defined]
     # Walking stops one past the limit, whatever the file holds.
     assert codec._gif_frames(hostile.case("gif-2M-frames"), codec.DecodeLimits(10**7, 5)) == 6
     assert codec._tiff_pages(hostile.case("tiff-1001-pages"), 5) == 6
+    assert codec._tiff_pages(hostile.case("bigtiff-1001-pages"), 5) == 6
 
 
 def test_tiff_ifd_loop_terminates() -> None:
