@@ -361,3 +361,19 @@ def test_icc_profile_split_over_several_app2_segments_is_applied() -> None:
     assert reference is not None
     png = open_bytes(by_preset(render_all(data, CLASSIC))["converted_png"].data)
     assert mean_abs_diff(png, reference) < 0.5 and mean_abs_diff(decoded, reference) > 2
+
+
+def test_palette_image_with_a_wide_gamut_profile_is_converted_to_srgb() -> None:
+    """A palette's colours are in the embedded profile's space like any pixels: they were
+    read as sRGB (the palette expanded, the profile dropped)."""
+    icc = hostile.rgb_icc_profile("Display P3 compatible")
+    to_srgb = (ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"))
+    source = hostile.palette(hostile.photo(), 64)
+    for fmt, params in (("PNG", {}), ("PNG", {"transparency": 0}), ("TIFF", {})):
+        data = hostile.save(source, fmt, icc_profile=icc, **params)
+        reference = ImageCms.profileToProfile(open_bytes(data).convert("RGB"), *to_srgb, outputMode="RGB")
+        assert reference is not None
+        png = open_bytes(by_preset(render_all(data, CLASSIC))["converted_png"].data)
+        assert png.mode == ("RGBA" if params else "RGB"), fmt
+        assert mean_abs_diff(png, reference) < 0.5, f"{fmt} {params}: palette not converted through its profile"
+        assert mean_abs_diff(source, reference) > 2
