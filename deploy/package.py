@@ -75,6 +75,7 @@ class PackageError(RuntimeError):
 
 def package(stage: str, out: Path, *, region: str = "us-east-1", skip_requirements: bool = False) -> dict[str, Any]:
     """Build `out` for `stage`; returns the post-processed chalice.tf.json."""
+    deployable_stage(stage, json.loads((ROOT / ".chalice" / "config.json").read_text()))
     out.mkdir(parents=True, exist_ok=True)
     _clean(out)
     with tempfile.TemporaryDirectory(prefix="image-pipeline-package-") as tmp:
@@ -101,6 +102,7 @@ def package(stage: str, out: Path, *, region: str = "us-east-1", skip_requiremen
 
 def infra_only(stage: str, out: Path) -> None:
     """The chalice-deploy path: infra/ alone for `stage`, in its own directory (and state)."""
+    deployable_stage(stage, json.loads((ROOT / ".chalice" / "config.json").read_text()))
     out.mkdir(parents=True, exist_ok=True)
     _clean(out)
     _copy_infra(out)
@@ -111,13 +113,28 @@ def chalice_config(stage: str, outputs: dict[str, Any], config_path: Path = ROOT
     """Write infra's `chalice_environment` output into the stage's environment_variables
     (the settings the stage already defines); returns what changed."""
     config = json.loads(config_path.read_text())
-    if stage not in config.get("stages", {}):
-        raise PackageError(f"stage {stage!r} is not in {config_path}")
-    env = config["stages"][stage].setdefault("environment_variables", {})
+    env = deployable_stage(stage, config).setdefault("environment_variables", {})
     changed = {name: str(outputs[name]) for name in env if name in outputs and env[name] != outputs[name]}
     env.update(changed)
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     return changed
+
+
+def deployable_stage(stage: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The stage's part of .chalice/config.json, if it can go to AWS."""
+    stages = config.get("stages", {})
+    if stage not in stages:
+        raise PackageError(f"stage {stage!r} is not in .chalice/config.json (stages: {', '.join(stages)})")
+    if stages[stage].get("autogen_policy", True) is not False:
+        # Chalice's policy generator crashes on app.py (and would not be least privilege);
+        # dev is the local stack's stage: its names and alerts ARN are the emulator's.
+        raise PackageError(
+            f"stage {stage!r} cannot be deployed: it lets Chalice generate the IAM policy, which Chalice cannot do "
+            'for this app. Deploy a stage with "autogen_policy": false and its own "iam_policy_file", as prod '
+            'has (README "IAM policy"): STAGE=prod. (dev is the local stage: make run.)'
+        )
+    stage_config: dict[str, Any] = stages[stage]
+    return stage_config
 
 
 def _copy_infra(out: Path) -> None:
@@ -168,9 +185,7 @@ def _copy_app(src: Path, stage: str, *, skip_requirements: bool) -> None:
         (src / ".chalice" / "deployments").symlink_to(cache, target_is_directory=True)
     config_path = src / ".chalice" / "config.json"
     config = json.loads(config_path.read_text())
-    if stage not in config.get("stages", {}):
-        raise PackageError(f"stage {stage!r} is not in .chalice/config.json (stages: {', '.join(config.get('stages', {}))})")
-    stage_config = config["stages"][stage]
+    stage_config = deployable_stage(stage, config)
     # Only the settings the stage defines: an unused reference would still make every function
     # wait for that resource (CloudFront, a queue) at apply time.
     env = stage_config.get("environment_variables", {})

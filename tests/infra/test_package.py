@@ -242,3 +242,20 @@ def test_infra_only_is_infra_for_the_stage_and_keeps_state(tmp_path: Path) -> No
     own = {p.name for p in (ROOT / "infra").iterdir() if p.suffix == ".tf" or p.name == "terraform.tfvars"}
     assert names == own | {"stage_override.tf.json", "terraform.tfstate"}
     assert json.loads((out / "stage_override.tf.json").read_text()) == {"variable": {"stage": {"default": "prod"}}}
+
+
+@pytest.mark.parametrize("step", ["package", "infra_only", "chalice_config"])
+def test_the_local_stage_is_refused_with_the_stage_to_use(tmp_path: Path, step: str) -> None:
+    """`make package` (STAGE defaults to dev) used to end in an 80-line traceback from Chalice's
+    policy generator; `make chalice-config STAGE=dev` would overwrite the local stack's names."""
+    config = tmp_path / "config.json"
+    config.write_text((ROOT / ".chalice" / "config.json").read_text())
+    calls = {
+        "package": lambda: packaging.package("dev", tmp_path / "out", skip_requirements=True),
+        "infra_only": lambda: packaging.infra_only("dev", tmp_path / "out"),
+        "chalice_config": lambda: packaging.chalice_config("dev", {"UPLOAD_BUCKET": "x"}, config),
+    }
+    with pytest.raises(packaging.PackageError, match=r"stage 'dev' cannot be deployed: .* STAGE=prod"):
+        calls[step]()
+    assert config.read_text() == (ROOT / ".chalice" / "config.json").read_text()
+    assert not (tmp_path / "out").exists()
