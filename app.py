@@ -111,7 +111,7 @@ def remove_renditions(event: S3Event) -> None:
 # batch_size 5: a redelivered batch skips what is already done (see reprocess.handle_messages).
 @app.on_sqs_message(queue=settings.reprocess_queue, batch_size=5)
 def reprocess(event: SQSEvent) -> None:
-    reprocessing.handle_messages(pipeline(), [record.body for record in event])
+    reprocessing.handle_messages(pipeline(), service.sqs_bodies(event.to_dict()))
 
 
 @app.on_sns_message(topic=settings.events_topic)

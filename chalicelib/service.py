@@ -117,7 +117,7 @@ def uploads_from_event(event: object) -> list[Upload]:
     records = event.get("Records") if isinstance(event, Mapping) else None
     if not isinstance(records, list) or not records:
         what = event.get("Event") if isinstance(event, Mapping) and event.get("Event") else "an event without S3 records"
-        _malformed(f"{what}: nothing to process")
+        report_malformed(f"{what}: nothing to process")
         return []
     uploads = []
     for index, record in enumerate(records):
@@ -127,7 +127,7 @@ def uploads_from_event(event: object) -> list[Upload]:
         key = obj.get("key") if isinstance(obj, Mapping) else None
         name = bucket.get("name") if isinstance(bucket, Mapping) else None
         if not isinstance(key, str) or not key or not isinstance(name, str) or not name or not isinstance(obj, Mapping):
-            _malformed(f"record {index} has no s3.bucket.name and s3.object.key strings", record)
+            report_malformed(f"record {index} has no s3.bucket.name and s3.object.key strings", record)
             continue
         assert isinstance(record, Mapping)  # s3 came out of it
         sequencer, event_name, event_time = obj.get("sequencer"), record.get("eventName"), record.get("eventTime")
@@ -143,25 +143,41 @@ def uploads_from_event(event: object) -> list[Upload]:
     return uploads
 
 
+def sqs_bodies(event: object) -> list[str]:
+    """The body of each SQS record; records without a string body are reported."""
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list):
+        report_malformed("an event without SQS records: nothing to do")
+        return []
+    bodies = []
+    for index, record in enumerate(records):
+        body = record.get("body") if isinstance(record, Mapping) else None
+        if isinstance(body, str):
+            bodies.append(body)
+        else:
+            report_malformed(f"record {index} has no body string", record)
+    return bodies
+
+
 def sns_messages(event: object) -> list[tuple[str, str | None]]:
     """(message, subject) of each SNS record; records that are not SNS records are reported."""
     records = event.get("Records") if isinstance(event, Mapping) else None
     if not isinstance(records, list) or not records:
-        _malformed("an event without SNS records: nothing to forward")
+        report_malformed("an event without SNS records: nothing to forward")
         return []
     messages = []
     for index, record in enumerate(records):
         sns = record.get("Sns") if isinstance(record, Mapping) else None
         message = sns.get("Message") if isinstance(sns, Mapping) else None
         if not isinstance(message, str):
-            _malformed(f"record {index} has no Sns.Message string", record)
+            report_malformed(f"record {index} has no Sns.Message string", record)
             continue
         subject = sns.get("Subject") if isinstance(sns, Mapping) else None
         messages.append((message, subject if isinstance(subject, str) else None))
     return messages
 
 
-def _malformed(reason: str, record: object = None) -> None:
+def report_malformed(reason: str, record: object = None) -> None:
     observe.emit(
         {"event": "image.ignored", "status": "ignored", "error_code": "malformed_event", "reason": reason, "record": str(record)[:500]},
         {},

@@ -148,6 +148,22 @@ def tiff_pages(count: int) -> bytes:
     return bytes(out)
 
 
+def bigtiff_pages(count: int) -> bytes:
+    """`tiff_pages` as BigTIFF: 8-byte counts and offsets, 20-byte entries."""
+    ifd_size = 8 + 8 * 20 + 8
+    out = bytearray(b"II+\x00" + struct.pack("<HHQ", 8, 0, 16))
+    for index in range(count):
+        start = len(out)
+        pixel_at = start + ifd_size
+        following = 0 if index == count - 1 else pixel_at + 8
+        entries = [(256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, pixel_at), (278, 3, 1), (279, 4, 1)]
+        out += struct.pack("<Q", len(entries))
+        for tag, kind, value in entries:
+            out += struct.pack("<HHQQ", tag, kind, 1, value)
+        out += struct.pack("<Q", following) + bytes([index % 256]) + bytes(7)
+    return bytes(out)
+
+
 def tiff_bad_second_page(tag: int, *, kind: int | None = None, value: int | None = None) -> bytes:
     """A two-page TIFF whose second page has one entry altered: its type (`kind`) or value.
     The first page is fine; Pillow fails only when it walks to the second."""
@@ -326,6 +342,7 @@ CASES: dict[str, tuple[Callable[[], bytes], ErrorCode | str]] = {
     "gif-1001-frames": (lambda: gif_frames(1001), ErrorCode.TOO_MANY_FRAMES),
     "gif-2M-frames": (lambda: gif_frames(2_000_000), ErrorCode.TOO_MANY_FRAMES),  # 46 MB, under MAX_SOURCE_BYTES (50 MiB)
     "tiff-1001-pages": (lambda: tiff_pages(1001), ErrorCode.TOO_MANY_FRAMES),
+    "bigtiff-1001-pages": (lambda: bigtiff_pages(1001), ErrorCode.TOO_MANY_FRAMES),
     "jpeg-65000x65000": (lambda: jpeg_declaring(65000, 65000), ErrorCode.TOO_MANY_PIXELS),
     "jpeg-5000-scans": (lambda: jpeg_scan_bomb(5000), ErrorCode.CORRUPT_IMAGE),
     "webp-16383x16383": (lambda: webp_declaring(16383, 16383), ErrorCode.TOO_MANY_PIXELS),
@@ -370,6 +387,7 @@ CASES: dict[str, tuple[Callable[[], bytes], ErrorCode | str]] = {
     "jpeg-garbage-after-eoi": (lambda: save(photo(), "JPEG") + b"\xff\xd8\xff\xe0 not a second image" * 50, OK),
     "jpeg-restart-markers": (lambda: save(photo(), "JPEG", restart_marker_blocks=1), OK),
     "jpeg-444-grey-exif-3": (lambda: save(photo().convert("L"), "JPEG", exif=_exif_orientation(3), subsampling=0), OK),
+    "bigtiff": (lambda: save(photo(), "TIFF", big_tiff=True), OK),  # Pillow writes BigTIFF only uncompressed
     # refused with a clear reason
     "jpeg-12-bit": (lambda: jpeg_with_precision(12), ErrorCode.UNSUPPORTED_FORMAT),
 }

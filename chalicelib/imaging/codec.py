@@ -75,7 +75,7 @@ def sniff_format(data: bytes) -> str | None:
         return "GIF"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # classic TIFF and BigTIFF
         return "TIFF"
     if head[:2] == b"BM" and len(head) >= 26:
         return "BMP"
@@ -238,17 +238,21 @@ def _gif_frames(data: bytes, limits: DecodeLimits) -> int:
 
 
 def _tiff_pages(data: bytes, max_frames: int) -> int:
-    """Count TIFF IFDs (pages) up to max_frames + 1, stopping at a loop or the end of data."""
+    """Count TIFF IFDs (pages) up to max_frames + 1, stopping at a loop or the end of data.
+    BigTIFF (scanners, microscopes, GIS) has 8-byte counts and offsets and 20-byte entries."""
     order = "<" if data[:2] == b"II" else ">"
-    offset = struct.unpack_from(order + "I", data, 4)[0] if len(data) >= 8 else 0
+    count, pointer, entry = ("Q", "Q", 20) if data[2:4] in (b"+\x00", b"\x00+") else ("H", "I", 12)
+    count_size, pointer_size = struct.calcsize(count), struct.calcsize(pointer)
+    first_at = 8 if pointer == "Q" else 4
+    offset = struct.unpack_from(order + pointer, data, first_at)[0] if len(data) >= first_at + pointer_size else 0
     seen: set[int] = set()
     pages = 0
-    while offset and offset not in seen and offset + 2 <= len(data) and pages <= max_frames:
+    while offset and offset not in seen and offset + count_size <= len(data) and pages <= max_frames:
         seen.add(offset)
         pages += 1
-        entries = struct.unpack_from(order + "H", data, offset)[0]
-        following = offset + 2 + 12 * entries
-        offset = struct.unpack_from(order + "I", data, following)[0] if following + 4 <= len(data) else 0
+        entries = struct.unpack_from(order + count, data, offset)[0]
+        following = offset + count_size + entry * entries
+        offset = struct.unpack_from(order + pointer, data, following)[0] if following + pointer_size <= len(data) else 0
     return pages
 
 

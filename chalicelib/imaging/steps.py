@@ -106,6 +106,10 @@ def to_srgb(image: Image.Image) -> Image.Image:
     usable profile; for CMYK that is a known approximation (documented).
     """
     icc = image.info.get("icc_profile")
+    if icc and image.mode in ("P", "PA"):
+        # A palette's colours are in the profile's space too: expand first, then convert
+        # (a Display P3 palette PNG came out with its colours read as sRGB).
+        image = normalize_mode(image)
     if icc and image.mode in ("RGB", "RGBA", "CMYK", "L"):
         converted = _apply_icc(image, bytes(icc))
         if converted is not None:

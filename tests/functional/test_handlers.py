@@ -168,7 +168,7 @@ def _malformed_lines(out: str) -> list[dict[str, Any]]:
 
 
 def test_malformed_events_are_reported_not_raised(aws: dict[str, Any], client: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    """Events that are not S3 or SNS records (hand-made, an `s3:TestEvent`, a record without a
+    """Events that are not S3, SNS or SQS records (hand-made, an `s3:TestEvent`, a record without a
     key) used to raise KeyError inside Chalice before any handler code ran: a bare traceback
     and Lambda retrying a hopeless event. Each now returns with one `image.ignored` line
     naming what was wrong, and the good records of a mixed event are still processed."""
@@ -199,3 +199,7 @@ def test_malformed_events_are_reported_not_raised(aws: dict[str, Any], client: A
     assert len(_malformed_lines(capsys.readouterr().out)) == 1
     [alert] = drain(aws["sqs"], aws["alerts_queue"])
     assert alert["Message"] == "a message without a subject"
+
+    client.lambda_.invoke("reprocess", {})
+    client.lambda_.invoke("reprocess", {"Records": [{"messageId": "1"}]})
+    assert len(_malformed_lines(capsys.readouterr().out)) == 2

@@ -91,11 +91,12 @@ def test_frame_counting_matches_pillow_and_is_bounded() -> None:
     gifs = [fixture_bytes("animated_loop3.gif"), hostile.case("animated-gif"), hostile.gif_frames(7)]
     for data in gifs:
         assert codec._gif_frames(data, LIMITS) == Image.open(io.BytesIO(data)).n_frames  # type: ignore[attr-defined]
-    tiff = hostile.tiff_pages(5)
-    assert codec._tiff_pages(tiff, 1000) == Image.open(io.BytesIO(tiff)).n_frames  # type: ignore[attr-defined]
+    for tiff in (hostile.tiff_pages(5), hostile.bigtiff_pages(5)):
+        assert codec._tiff_pages(tiff, 1000) == Image.open(io.BytesIO(tiff)).n_frames == 5  # type: ignore[attr-defined]
     # Walking stops one past the limit, whatever the file holds.
     assert codec._gif_frames(hostile.case("gif-2M-frames"), codec.DecodeLimits(10**7, 5)) == 6
     assert codec._tiff_pages(hostile.case("tiff-1001-pages"), 5) == 6
+    assert codec._tiff_pages(hostile.case("bigtiff-1001-pages"), 5) == 6
 
 
 def test_tiff_ifd_loop_terminates() -> None:
@@ -360,3 +361,19 @@ def test_icc_profile_split_over_several_app2_segments_is_applied() -> None:
     assert reference is not None
     png = open_bytes(by_preset(render_all(data, CLASSIC))["converted_png"].data)
     assert mean_abs_diff(png, reference) < 0.5 and mean_abs_diff(decoded, reference) > 2
+
+
+def test_palette_image_with_a_wide_gamut_profile_is_converted_to_srgb() -> None:
+    """A palette's colours are in the embedded profile's space like any pixels: they were
+    read as sRGB (the palette expanded, the profile dropped)."""
+    icc = hostile.rgb_icc_profile("Display P3 compatible")
+    to_srgb = (ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"))
+    source = hostile.palette(hostile.photo(), 64)
+    for fmt, params in (("PNG", {}), ("PNG", {"transparency": 0}), ("TIFF", {})):
+        data = hostile.save(source, fmt, icc_profile=icc, **params)
+        reference = ImageCms.profileToProfile(open_bytes(data).convert("RGB"), *to_srgb, outputMode="RGB")
+        assert reference is not None
+        png = open_bytes(by_preset(render_all(data, CLASSIC))["converted_png"].data)
+        assert png.mode == ("RGBA" if params else "RGB"), fmt
+        assert mean_abs_diff(png, reference) < 0.5, f"{fmt} {params}: palette not converted through its profile"
+        assert mean_abs_diff(source, reference) > 2
