@@ -668,7 +668,7 @@ def describe_event(message: str, subject: str | None = None) -> tuple[str, str, 
     """(subject, readable text, event type or None) for any message from the events topic."""
     try:
         body = json.loads(message)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # "[[[[...": RecursionError, not ValueError
         body = None
     if not isinstance(body, dict):
         return (subject or "image-pipeline notification", str(message), None)

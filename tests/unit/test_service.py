@@ -330,6 +330,13 @@ def test_notify_copes_with_events_of_our_types_in_another_shape(body: dict[str, 
         assert "Renditions (0," in sent.message
 
 
+def test_notify_forwards_json_nested_too_deep_to_parse_as_text() -> None:
+    p = make_pipeline(settings=ALERTS)
+    service.notify_people(p, "[" * 100_000, "deep")  # json.loads raises RecursionError on it
+    assert isinstance(p.notifier, MemoryNotifier)
+    assert [m.message for m in p.notifier.messages] == ["[" * 100_000]
+
+
 def test_notify_cuts_a_forwarded_message_to_what_sns_accepts() -> None:
     """A foreign JSON message under SNS's 256 KB grows past it when pretty-printed for people:
     SNS would refuse the alert, and the retries end in the dead-letter queue."""
