@@ -105,6 +105,7 @@ infra: venv ## Chalice-deploy path: terraform apply of infra/ alone in build/STA
 	terraform -chdir=$(INFRA_DIR) apply $(TF_ARGS)
 
 chalice-config: venv ## Write infra's output names into .chalice/config.json for STAGE (before chalice deploy)
+	@[ -d $(INFRA_DIR)/.terraform ] || { echo "error: $(INFRA_DIR) has no Terraform working directory: run \`make infra STAGE=$(STAGE)\` first (README, Deploy to AWS, path 2)" >&2; exit 1; }
 	terraform -chdir=$(INFRA_DIR) output -json chalice_environment > $(INFRA_DIR)/chalice_environment.json
 	$(BIN)/python deploy/package.py --stage $(STAGE) --chalice-config $(INFRA_DIR)/chalice_environment.json
 

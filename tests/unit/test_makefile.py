@@ -39,3 +39,20 @@ def test_an_older_python_given_as_PYTHON_is_refused_before_a_venv_is_made(tmp_pa
     assert result.returncode != 0
     assert f"error: PYTHON={python} is not Python 3.12 or newer" in result.stderr
     assert not venv.exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+def test_path_2_out_of_order_says_which_command_comes_first(tmp_path: Path) -> None:
+    """`make chalice-config` before `make infra` ended in "chalice_environment.json: No such
+    file or directory"; it must name the step that was skipped, and write nothing."""
+    infra = tmp_path / "infra"
+    result = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "chalice-config", "STAGE=prod", f"INFRA_DIR={infra}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "run `make infra STAGE=prod` first" in result.stderr
+    assert not infra.exists()
