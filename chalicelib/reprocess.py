@@ -46,7 +46,10 @@ class Job:
 
     @classmethod
     def from_body(cls, body: str) -> Job:
-        data = json.loads(body)
+        try:
+            data = json.loads(body)
+        except RecursionError:  # "[[[[..." : not a ValueError, but as hopeless
+            raise ValueError("a reprocess message nested too deeply to be JSON we sent") from None
         if not isinstance(data, dict) or not all(isinstance(data.get(f), str) and data.get(f) for f in ("bucket", "key")):
             raise ValueError("a reprocess message needs string fields bucket and key")
         return cls(data["bucket"], data["key"], str(data.get("profile_version", "")))

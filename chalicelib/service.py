@@ -668,12 +668,13 @@ def describe_event(message: str, subject: str | None = None) -> tuple[str, str, 
     """(subject, readable text, event type or None) for any message from the events topic."""
     try:
         body = json.loads(message)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # "[[[[...": RecursionError, not ValueError
         body = None
     if not isinstance(body, dict):
         return (subject or "image-pipeline notification", str(message), None)
     event_type = body.get("type")
-    key = body.get("source_key", "?")
+    named = body.get("source_key")
+    key = named if isinstance(named, str) else "?"
     if event_type == "image.rejected":
         text = (
             f"An upload was rejected and produced no renditions.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"

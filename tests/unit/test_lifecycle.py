@@ -275,9 +275,10 @@ def test_reprocess_handler_drops_garbage_and_retries_failures(capsys: pytest.Cap
             raise ConnectionError("DynamoDB unavailable")
 
     p = make_pipeline()
-    assert reprocess.handle_messages(p, ["not json", json.dumps({"bucket": "up"})]) == []
+    # "[" * 100_000 (SQS takes 256 KB): json.loads raises RecursionError, not ValueError
+    assert reprocess.handle_messages(p, ["not json", json.dumps({"bucket": "up"}), "[" * 100_000]) == []
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert [line["event"] for line in lines] == ["reprocess.invalid", "reprocess.invalid"]
+    assert [line["event"] for line in lines] == ["reprocess.invalid"] * 3
     broken = make_pipeline(catalog=BrokenCatalog())
     with pytest.raises(ConnectionError):
         reprocess.handle_messages(broken, [reprocess.Job("up", KEY, "v").body()])

@@ -313,15 +313,28 @@ ALERTS = Settings.from_env(
 )
 
 
-@pytest.mark.parametrize("renditions", ["abc", 5, [1, None, "x"], {"preset": "thumbnail"}])
-def test_notify_copes_with_events_of_our_types_in_another_shape(renditions: object) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [{"type": "image.processed", "source_key": "uploads/x.jpg", "renditions": r} for r in ("abc", 5, [1, None, "x"], {"preset": "t"})]
+    + [{"type": kind, "source_key": key} for kind in ("image.rejected", "image.failed", "image.deleted") for key in (5, None, ["a"])],
+)
+def test_notify_copes_with_events_of_our_types_in_another_shape(body: dict[str, Any]) -> None:
     """Whoever may publish to the events topic can send `image.processed` with any body."""
     p = make_pipeline(settings=ALERTS)
-    body = {"type": "image.processed", "source_key": "uploads/x.jpg", "renditions": renditions}
     service.notify_people(p, json.dumps(body))
     assert isinstance(p.notifier, MemoryNotifier)
     [sent] = p.notifier.messages
-    assert "uploads/x.jpg" in sent.message and "Renditions (0," in sent.message
+    key = body["source_key"] if isinstance(body["source_key"], str) else "?"
+    assert f"Image: {key}\n" in sent.message and sent.attributes["event_type"] == body["type"]
+    if "renditions" in body:
+        assert "Renditions (0," in sent.message
+
+
+def test_notify_forwards_json_nested_too_deep_to_parse_as_text() -> None:
+    p = make_pipeline(settings=ALERTS)
+    service.notify_people(p, "[" * 100_000, "deep")  # json.loads raises RecursionError on it
+    assert isinstance(p.notifier, MemoryNotifier)
+    assert [m.message for m in p.notifier.messages] == ["[" * 100_000]
 
 
 def test_notify_cuts_a_forwarded_message_to_what_sns_accepts() -> None:
