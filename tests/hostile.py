@@ -307,7 +307,11 @@ CASES: dict[str, tuple[Callable[[], bytes], ErrorCode | str]] = {
     "pcx": (lambda: save(Image.new("RGB", (16, 16)), "PCX"), ErrorCode.NOT_AN_IMAGE),
     "tga": (lambda: save(Image.new("RGB", (16, 16)), "TGA"), ErrorCode.NOT_AN_IMAGE),
     "ppm": (lambda: save(Image.new("RGB", (16, 16)), "PPM"), ErrorCode.NOT_AN_IMAGE),
-    "jpeg2000": (lambda: save(Image.new("RGB", (16, 16)), "JPEG2000"), ErrorCode.NOT_AN_IMAGE),
+    "jpeg2000": (lambda: save(Image.new("RGB", (16, 16)), "JPEG2000"), ErrorCode.UNSUPPORTED_FORMAT),
+    "jpeg2000-codestream": (lambda: save(Image.new("RGB", (16, 16)), "JPEG2000", no_jp2=True), ErrorCode.UNSUPPORTED_FORMAT),
+    "qoi": (lambda: save(Image.new("RGB", (16, 16)), "QOI"), ErrorCode.UNSUPPORTED_FORMAT),
+    "jpeg-xl": (lambda: b"\x00\x00\x00\x0cJXL \r\n\x87\n\x00\x00\x00\x14ftypjxl \x00\x00\x00\x00jxl ", ErrorCode.UNSUPPORTED_FORMAT),
+    "mp4": (lambda: b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2", ErrorCode.UNSUPPORTED_FORMAT),
     # broken images
     "jpeg-truncated": (lambda: fixture_bytes("orient_landscape_1.jpg")[:60_000], ErrorCode.CORRUPT_IMAGE),
     "jpeg-header-only": (lambda: fixture_bytes("orient_landscape_1.jpg")[:600], ErrorCode.CORRUPT_IMAGE),

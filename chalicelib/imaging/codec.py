@@ -94,6 +94,21 @@ _FOREIGN_SIGNATURES = {
     b"\x00\x00\x01\x00": "ICO",
     b"icns": "ICNS",
     b"DDS ": "DDS",
+    b"qoif": "QOI",
+    b"v/1\x01": "OpenEXR",
+    b"#?RA": "Radiance HDR",
+    b"\xffO\xffQ": "JPEG 2000",
+}
+# 12-byte signature boxes of ISO-style containers that are not ISO media (no `ftyp` at 4).
+_FOREIGN_BOXES = {b"\x00\x00\x00\x0cjP  \r\n\x87\n": "JPEG 2000", b"\x00\x00\x00\x0cJXL \r\n\x87\n": "JPEG XL"}
+# `ftyp` brands people upload, with the reason given: HEIC is every iPhone photo by default.
+_ISO_BRANDS = {
+    **dict.fromkeys(
+        (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"),
+        "HEIC/HEIF files are not accepted: export or share the photo as JPEG",
+    ),
+    b"crx ": "Canon CR3 raw files are not accepted",
+    **dict.fromkeys((b"isom", b"iso2", b"mp41", b"mp42", b"qt  ", b"M4V "), "MP4/QuickTime video is not accepted"),
 }
 
 
@@ -102,10 +117,14 @@ def _describe_unknown(data: bytes) -> RejectedInput:
     stripped = data[:512].lstrip().lower()
     if stripped.startswith((b"<svg", b"<?xml", b"<!doctype svg")) or b"<svg" in stripped:
         return RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, "SVG is not accepted: upload a raster image (JPEG, PNG, WebP, GIF, TIFF, BMP)")
-    if head in _FOREIGN_SIGNATURES:
-        name = _FOREIGN_SIGNATURES[head]
+    # Formats we can name get `unsupported_format` and their name (an iPhone's HEIC, a JPEG XL
+    # export) rather than "not a recognised image", which reads like a broken upload.
+    name = _FOREIGN_SIGNATURES.get(head) or _FOREIGN_BOXES.get(data[:12]) or ("JPEG XL" if data[:2] == b"\xff\x0a" else None)
+    if name:
         return RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, f"{name} files are not accepted")
     if data[4:8] == b"ftyp":
+        if reason := _ISO_BRANDS.get(data[8:12]):
+            return RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, reason)
         return RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, f"ISO media file ({data[8:12]!r}) is not an accepted image format")
     return RejectedInput(ErrorCode.NOT_AN_IMAGE, "the content is not a recognised image (checked by content, not by name)")
 

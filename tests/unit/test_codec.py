@@ -147,3 +147,20 @@ def test_jpeg_encoding_lets_other_threads_run() -> None:
     elapsed = time.perf_counter() - start
     worker.join()
     assert count > 0.2 * pace * elapsed, f"{count} loop turns in {elapsed * 1000:.0f} ms; alone: {pace * elapsed:.0f}"
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC/HEIF files are not accepted: export or share the photo as JPEG"),
+        (b"\xff\x0a\xfa\x7f\x01\x90\x08", "JPEG XL files are not accepted"),
+        (b"\x00\x00\x00\x0cjP  \r\n\x87\n\x00\x00\x00\x14ftypjp2 ", "JPEG 2000 files are not accepted"),
+        (b"qoif\x00\x00\x00\x10\x00\x00\x00\x10\x03\x00", "QOI files are not accepted"),
+    ],
+    ids=["heic", "jxl", "jp2", "qoi"],
+)
+def test_image_formats_we_refuse_are_named(data: bytes, named: str) -> None:
+    """An iPhone's HEIC or a JPEG XL export is an image, just not one we take: the reason
+    names it (it was "not a recognised image" for JPEG XL, JPEG 2000 and QOI)."""
+    refused = rejection(data)
+    assert refused.code is ErrorCode.UNSUPPORTED_FORMAT and refused.message == named
