@@ -35,7 +35,13 @@ class SourceChanged(Exception):
 class RejectedInput(Exception):
     """The upload is not an acceptable image. Final: retrying cannot change the outcome."""
 
+    # Reasons can quote a decoder's error text, which can quote the file: keep what reaches
+    # the catalog, the SNS event and the logs short.
+    MAX_MESSAGE = 500
+
     def __init__(self, code: ErrorCode, message: str) -> None:
+        if len(message) > self.MAX_MESSAGE:
+            message = message[: self.MAX_MESSAGE - 1] + "…"
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message

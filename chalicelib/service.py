@@ -705,11 +705,12 @@ def describe_event(message: str, subject: str | None = None) -> tuple[str, str, 
         )
         return (f"Processed: {_short(key)} ({len(renditions)} renditions)", text, event_type)
     if "AlarmName" in body:  # a CloudWatch alarm forwarded through the topic
+        state = body.get("NewStateValue") or "changed state"
         text = (
-            f"CloudWatch alarm {body.get('AlarmName')} is {body.get('NewStateValue')}.\n\n"
+            f"CloudWatch alarm {body.get('AlarmName')}: {state}.\n\n"
             f"{body.get('NewStateReason', '')}\n\n{json.dumps(body, indent=2, default=str)}"
         )
-        return (f"Alarm {body.get('NewStateValue')}: {body.get('AlarmName')}", text, "alarm")
+        return (f"Alarm {state}: {body.get('AlarmName')}", text, "alarm")
     return (subject or "image-pipeline notification", json.dumps(body, indent=2, ensure_ascii=False, default=str), None)
 
 

@@ -164,3 +164,12 @@ def test_image_formats_we_refuse_are_named(data: bytes, named: str) -> None:
     names it (it was "not a recognised image" for JPEG XL, JPEG 2000 and QOI)."""
     refused = rejection(data)
     assert refused.code is ErrorCode.UNSUPPORTED_FORMAT and refused.message == named
+
+
+def test_rejection_reasons_are_kept_short() -> None:
+    # A reason can quote a decoder's error text (and that the file); it is stored in the
+    # catalog and sent in the SNS event, so it is cut, visibly.
+    reason = RejectedInput(ErrorCode.CORRUPT_IMAGE, "JPEG data is corrupt: " + "A" * 10_000)
+    assert len(reason.message) == RejectedInput.MAX_MESSAGE
+    assert reason.message.startswith("JPEG data is corrupt: AAA") and reason.message.endswith("…")
+    assert RejectedInput(ErrorCode.EMPTY_FILE, "the file is empty").message == "the file is empty"

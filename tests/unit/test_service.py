@@ -249,6 +249,7 @@ def test_outcome_line_is_embedded_metric_format(capsys: pytest.CaptureFixture[st
         ({"type": "image.failed", "source_key": "uploads/x.jpg", "error": "boom"}, True, "boom"),
         ({"type": "image.processed", "source_key": "uploads/x.jpg", "renditions": []}, False, ""),
         ({"AlarmName": "errors", "NewStateValue": "ALARM", "NewStateReason": "threshold"}, True, "threshold"),
+        ({"AlarmName": "errors", "NewStateReason": "no state given"}, True, "errors: changed state"),
     ],
 )
 def test_notify_people(body: dict[str, Any], expect_sent: bool, needle: str) -> None:
@@ -268,6 +269,7 @@ def test_notify_people(body: dict[str, Any], expect_sent: bool, needle: str) -> 
     if expect_sent:
         assert needle in p.notifier.messages[0].message
         assert "\n" not in p.notifier.messages[0].subject
+        assert "None" not in p.notifier.messages[0].subject
 
 
 def test_notify_forwards_plain_text() -> None:
