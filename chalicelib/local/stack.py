@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import mimetypes
@@ -19,8 +20,9 @@ from typing import Any, TextIO
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
-from chalice.cli.factory import CLIFactory
+from chalice.app import Chalice
 from chalice.config import Config
+from chalice.constants import DEFAULT_APIGATEWAY_STAGE_NAME, DEFAULT_ENDPOINT_TYPE
 
 from chalicelib import aws
 from chalicelib.local import resources
@@ -42,13 +44,37 @@ log = logging.getLogger("image_pipeline.local")
 
 def stage_config(stage: str, local: LocalSettings) -> Config:
     """The stage's Chalice config, with the developer's overrides (PRESETS, ...) on top,
-    the way `chalice local` builds it."""
-    stages = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text(encoding="utf-8")).get("stages", {})
+    as `chalice local` builds it (chalice.cli's CLIFactory.create_config_obj). Not through
+    chalice.cli itself: importing it builds a blessed Terminal, which sends queries to the
+    user's terminal and waits up to 15 s for answers some terminals never give."""
+    from_disk = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    stages = from_disk.get("stages", {})
     if stage not in stages:
         # Chalice would build an empty stage, and the first missing bucket name would be the error.
         raise SettingsError(f"STAGE={stage!r} is not a stage of .chalice/config.json (have: {', '.join(sorted(stages))})")
-    factory = CLIFactory(str(PROJECT_DIR), environ=os.environ)
-    return factory.create_config_obj(chalice_stage_name=stage, user_provided_params={"environment_variables": dict(local.overrides)})
+    params: dict[str, Any] = {"environment_variables": dict(local.overrides)}
+    defaults = {
+        "project_dir": str(PROJECT_DIR),
+        "api_gateway_stage": DEFAULT_APIGATEWAY_STAGE_NAME,
+        "api_gateway_endpoint_type": DEFAULT_ENDPOINT_TYPE,
+        "autogen_policy": True,
+    }
+    config = Config(chalice_stage=stage, user_provided_params=params, config_from_disk=from_disk, default_params=defaults)
+    environment = config.environment_variables
+    params["chalice_app"] = lambda: _load_app(environment)
+    return config
+
+
+def _load_app(environment: dict[str, str]) -> Chalice:
+    """app.py imported with the stage's environment (CLIFactory.load_chalice_app)."""
+    if str(PROJECT_DIR) not in sys.path:
+        sys.path.insert(0, str(PROJECT_DIR))
+    vendor = PROJECT_DIR / "vendor"  # what Lambda finds at the top level of the package
+    if vendor.is_dir() and str(vendor) not in sys.path:
+        sys.path.append(str(vendor))
+    os.environ.update(environment)
+    app: Chalice = importlib.import_module("app").app
+    return app
 
 
 def local_environment(config: Config, endpoint_url: str) -> dict[str, str]:

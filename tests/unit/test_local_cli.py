@@ -6,7 +6,9 @@ it fails before the emulator or the API server would start)."""
 from __future__ import annotations
 
 import os
+import pty
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -104,3 +106,35 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path) -> No
     assert rest.strip().splitlines()[-1].startswith("stopped at once"), rest
     with pytest.raises(OSError):  # the emulator went with it
         urllib.request.urlopen(aws_url + "/moto-api/", timeout=2)
+
+
+def test_commands_at_a_terminal_send_it_no_queries(tmp_path: Path) -> None:
+    """At a terminal, importing `chalice.cli` builds a blessed `Terminal`, which writes
+    capability and cursor-position queries to it and waits up to 5 s for the answers: escape
+    junk on screen (or in a captured session) and a stall before `make run`, `upload` or
+    `status` print anything. Run `status` (no stack: it fails at once) on a pseudo-terminal."""
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.chdir(PROJECT_DIR)
+        os.environ["LOCAL_AWS_PORT"] = str(_closed_port())
+        os.execv(sys.executable, [sys.executable, "-m", "chalicelib.local", "status"])
+    output = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        output += data
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 1, text
+    assert "error: no local stack answers" in text
+    assert "\x1b" not in text, f"escape sequences written to the terminal: {text!r}"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
