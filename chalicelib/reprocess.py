@@ -263,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cursor_file = args.cursor_file or Path(f".reprocess-{args.stage}.json")
     submit = directly(pipeline) if args.direct else enqueue(SqsWorkQueue(aws.client("sqs", settings.region), settings.reprocess_queue))
     started = time.perf_counter()
+    # A finished walk for these presets: run() says so; its saved totals are not this run's.
+    already_done = load_progress(cursor_file, pipeline.profile.version, args.restart).done
     try:
         progress = run(
             pipeline,
@@ -284,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if already_done:
+        return 0
     where = "rendered here" if args.direct else f"queued on {settings.reprocess_queue}"
     print(
         f"reprocess: {progress.submitted} {where}, {progress.skipped} already up to date, {progress.failed} failed, "

@@ -40,8 +40,14 @@ def corpus() -> Path:
     return CORPUS
 
 
-def corpus_photos() -> list[Path]:
-    return sorted(CORPUS.glob("photo_*.jpg")) if CORPUS.is_dir() else []
+def corpus_photos() -> list[Any]:
+    """`parametrize` values: each corpus photo, or one skipped case that says why (an empty
+    list would skip with pytest's "got empty parameter set")."""
+    photos = sorted(CORPUS.glob("photo_*.jpg")) if CORPUS.is_dir() else []
+    if not photos:
+        reason = f"no photo_*.jpg in {CORPUS} (the photo corpus; set IMAGE_PIPELINE_CORPUS)"
+        return [pytest.param(None, id="no-corpus", marks=pytest.mark.skip(reason=reason))]
+    return [pytest.param(photo, id=photo.name) for photo in photos]
 
 
 @pytest.fixture

@@ -120,6 +120,12 @@ def test_cli_enqueues_on_the_stage_queue(aws: dict[str, Any], client: Any, tmp_p
     assert "batch 2" in err and "1 queued on image-pipeline-dev-reprocess" in err and "complete" in err
     messages = aws["sqs"].receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert [json.loads(m["Body"])["key"] for m in messages] == ["uploads/never-processed.jpg"]
+    # The same command again does nothing, and says so instead of repeating the saved
+    # totals as if it had just queued them ("1 queued on ... listed in 0.0 s").
+    assert reprocess.main(["--stage", "dev", "--cursor-file", str(tmp_path / "c.json"), "--direct"]) == 0
+    err = capsys.readouterr().err
+    assert "already complete" in err and "--restart" in err
+    assert "queued on" not in err and "rendered here" not in err
 
 
 def test_older_event_delivered_after_an_overwrite_is_ignored(aws: dict[str, Any], client: Any) -> None:

@@ -189,7 +189,7 @@ def test_palette_with_transparency_keeps_alpha() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("photo", corpus_photos(), ids=lambda p: p.name)
+@pytest.mark.parametrize("photo", corpus_photos())
 def test_real_photos_web_profile(photo: Path) -> None:
     data = photo.read_bytes()
     result = render_all(data, WEB)
