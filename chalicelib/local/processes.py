@@ -99,6 +99,14 @@ class Child:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            self.process.wait()
+
     def stop(self, timeout: float = 5.0) -> None:
         if self.process.poll() is not None:
             return

@@ -202,6 +202,12 @@ class LocalStack:
         except (OSError, BotoCoreError, ClientError, S3UploadFailedError) as exc:
             self.live.upload_failed(key, f"{type(exc).__name__}: {exc}")
 
+    def kill(self) -> None:
+        """Stop at once: every child killed, nothing waited for."""
+        for child in self._children:
+            child.kill()
+        sys.stdout = self.console
+
     def broken_child(self) -> Child | None:
         return next((child for child in self._children if child.process.poll() is not None), None)
 
@@ -246,6 +252,7 @@ def run(local: LocalSettings) -> int:
     stack = LocalStack(local, console)
     say = stack.say
     say(f"image-pipeline local stack: stage {local.stage}, profile {stack.settings.presets}")
+    at_once = False
     try:
         stack.start()
         waiting = stack.waiting()
@@ -271,10 +278,19 @@ def run(local: LocalSettings) -> int:
         say(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
-        say("stopping now")
-        return 130
+        at_once = True  # the second Ctrl-C came before the orderly stop began
+        return 130  # (the `finally` below exits the process first)
     finally:
-        stack.stop()
+        if not at_once:
+            try:
+                stack.stop()
+            except KeyboardInterrupt:  # the second Ctrl-C, while the orderly stop waits
+                at_once = True
+        if at_once:
+            stack.kill()
+            say("stopped at once: images in flight were dropped (the next `make run` uploads them again)")
+            # Now, without unwinding: the relay's threads would only print tracebacks on the way out.
+            os._exit(130)
         left = len(stack.waiting()) if stack.inbox.is_dir() else 0
         later = f"; {left} inbox file(s) not done yet: the next `make run` uploads them again" if left else ""
         say(f"stopped. outbox kept at {_show(stack.outbox)}{later}")

@@ -6,8 +6,11 @@ it fails before the emulator or the API server would start)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -56,3 +59,48 @@ def test_a_wrong_setting_stops_make_run_with_one_line_and_starts_nothing(tmp_pat
     # Failed before anything started: no emulator log, no seeded inbox.
     assert not (tmp_path / "local").exists()
     assert not (tmp_path / "inbox").exists()
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path) -> None:
+    """README: "Press it twice to stop at once." The second Ctrl-C lands while the first one's
+    orderly stop waits for the relay; it used to end in KeyboardInterrupt and thread tracebacks."""
+    env = {k: v for k, v in os.environ.items() if k not in LOCAL_OVERRIDABLE and k != "STAGE"}
+    env |= {
+        "LOCAL_AWS_PORT": "0",
+        "LOCAL_API_PORT": "0",
+        "INBOX": str(tmp_path / "inbox"),
+        "OUTBOX": str(tmp_path / "outbox"),
+        "LOCAL_LOG_DIR": str(tmp_path / "local"),
+    }
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "chalicelib.local", "run"],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert stack.stdout is not None
+        lines = []
+        for line in stack.stdout:
+            lines.append(line)
+            if line.startswith("ready:"):
+                break
+        assert lines and lines[-1].startswith("ready:"), "".join(lines)
+        aws_url = lines[-1].split("aws=")[1].split()[0]
+        stack.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # the relay's long polls keep the orderly stop busy for about a second
+        stack.send_signal(signal.SIGINT)
+        rest = stack.stdout.read()
+        assert stack.wait(timeout=20) == 130
+    finally:
+        if stack.poll() is None:
+            os.killpg(stack.pid, signal.SIGKILL)
+            stack.wait()
+    assert "Traceback" not in rest and "Exception in thread" not in rest, rest
+    assert rest.strip().splitlines()[-1].startswith("stopped at once"), rest
+    with pytest.raises(OSError):  # the emulator went with it
+        urllib.request.urlopen(aws_url + "/moto-api/", timeout=2)
