@@ -27,6 +27,7 @@ METRICS: dict[str, str] = {
     "RenditionsWritten": "Count",
     "BytesWritten": "Bytes",
     "PublishFailures": "Count",
+    "EventsMalformed": "Count",
 }
 
 # Written straight to stdout: Lambda's logging handler would prefix the line with level and

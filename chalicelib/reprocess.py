@@ -116,7 +116,8 @@ def handle_messages(pipeline: service.Pipeline, bodies: Iterable[str]) -> list[s
         try:
             job = Job.from_body(body)
         except ValueError as exc:
-            observe.emit({"event": "reprocess.invalid", "status": "ignored", "error": str(exc), "body": body[:500]}, {})
+            fields = {"event": "reprocess.invalid", "status": "ignored", "error": str(exc), "body": body[:500]}
+            observe.emit({**fields, "error_code": service.MALFORMED_EVENT}, service.MALFORMED_METRICS)
             continue
         try:
             outcomes.append(reprocess_one(pipeline, job))

@@ -177,10 +177,17 @@ def sns_messages(event: object) -> list[tuple[str, str | None]]:
     return messages
 
 
+# An event no retry can make processable (not an S3/SNS/SQS record, another bucket's object, a
+# reprocess message we did not write). Dropped, but never silently: every such line carries
+# this error_code and counts 1 in EventsMalformed, which infra/monitoring.tf alarms on.
+MALFORMED_EVENT = "malformed_event"
+MALFORMED_METRICS: dict[str, tuple[float, str]] = {"EventsMalformed": (1, "Count")}
+
+
 def report_malformed(reason: str, record: object = None) -> None:
     observe.emit(
-        {"event": "image.ignored", "status": "ignored", "error_code": "malformed_event", "reason": reason, "record": str(record)[:500]},
-        {},
+        {"event": "image.ignored", "status": "ignored", "error_code": MALFORMED_EVENT, "reason": reason, "record": str(record)[:500]},
+        MALFORMED_METRICS,
     )
 
 
@@ -232,7 +239,7 @@ def process_upload(pipeline: Pipeline, upload: Upload) -> Outcome:
     if upload.bucket != settings.upload_bucket:
         # image_id and output keys come from the key alone: another bucket's `uploads/a.jpg`
         # would overwrite ours. Only a misconfigured trigger (or a hand-made event) sends it.
-        return ignored(upload, f"not in UPLOAD_BUCKET {settings.upload_bucket!r}")
+        return _foreign(upload, settings)
     if not upload.key.startswith(settings.upload_prefix):
         return ignored(upload, f"outside UPLOAD_PREFIX {settings.upload_prefix!r}")
     attempt = Attempt(pipeline, upload, image_id_for(upload.key), sequencer_order(upload.sequencer))
@@ -465,7 +472,7 @@ def remove_source(pipeline: Pipeline, removal: Upload) -> Outcome:
     """
     settings = pipeline.settings
     if removal.bucket != settings.upload_bucket:
-        return ignored(removal, f"not in UPLOAD_BUCKET {settings.upload_bucket!r}")
+        return _foreign(removal, settings)
     if not removal.key.startswith(settings.upload_prefix):
         return ignored(removal, f"outside UPLOAD_PREFIX {settings.upload_prefix!r}")
     started = time.perf_counter()
@@ -608,6 +615,15 @@ def _fail(attempt: Attempt, exc: BaseException) -> None:
 def ignored(upload: Upload, reason: str, image_id: str | None = None) -> Outcome:
     observe.emit({"event": "image.ignored", "status": "ignored", "image_id": image_id, "key": upload.key, "reason": reason}, {})
     return Outcome("ignored", upload.key, image_id, reason=reason)
+
+
+def _foreign(upload: Upload, settings: Settings) -> Outcome:
+    """An event naming another bucket: only a misconfigured trigger (or a hand-made event)
+    sends one, so it is reported and counted like a malformed event, naming the bucket."""
+    reason = f"not in UPLOAD_BUCKET {settings.upload_bucket!r}"
+    fields = {"event": "image.ignored", "status": "ignored", "image_id": None, "key": upload.key, "reason": reason}
+    observe.emit({**fields, "error_code": MALFORMED_EVENT, "bucket": upload.bucket}, MALFORMED_METRICS)
+    return Outcome("ignored", upload.key, None, reason=reason)
 
 
 def _tag(pipeline: Pipeline, source: SourceObject, status: Status, when: str) -> None:

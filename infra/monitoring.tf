@@ -3,8 +3,8 @@ locals {
   alarm_actions     = [aws_sns_topic.alerts.arn]
 
   # Metric filters on the app's JSON outcome lines (chalicelib/observe.py; every
-  # image.processed line carries duration_ms and RenditionsWritten, tests/infra checks it
-  # against lines the service really prints). The EMF metrics in namespace ImagePipeline
+  # image.processed line carries duration_ms and RenditionsWritten, every malformed-event line
+  # error_code malformed_event; tests/infra checks them against lines the service really prints). The EMF metrics in namespace ImagePipeline
   # carry no stage; these are per stage and feed the alarms.
   log_metrics = {
     Processed         = { pattern = "{ $.event = \"image.processed\" }", value = "1", unit = "Count" }
@@ -13,6 +13,7 @@ locals {
     ProcessingTime    = { pattern = "{ $.event = \"image.processed\" }", value = "$.duration_ms", unit = "Milliseconds" }
     RenditionsWritten = { pattern = "{ $.event = \"image.processed\" }", value = "$.RenditionsWritten", unit = "Count" }
     PublishFailures   = { pattern = "{ $.event = \"publish.failed\" }", value = "1", unit = "Count" }
+    EventsMalformed   = { pattern = "{ $.error_code = \"malformed_event\" }", value = "1", unit = "Count" }
   }
   filters = merge([
     for handler, name in local.function_names : {
@@ -109,6 +110,15 @@ locals {
         description = "Events could not be published to ${aws_sns_topic.events.name}: their catalog items exist, subscribers missed them (the publish.failed log lines name the images)."
         namespace   = local.metrics_namespace
         metric_name = "PublishFailures"
+      }
+      # An event dropped because no retry can make it processable (not an S3/SNS/SQS record,
+      # another bucket's object, a reprocess message we did not write): a misconfigured
+      # trigger or an integration sending garbage. Logged as error_code malformed_event.
+      malformed-events = {
+        alarm_name  = "${local.prefix}-malformed-events"
+        description = "Events were dropped as malformed (not S3/SNS/SQS records, another bucket's objects, or unreadable reprocess messages): check the triggers and whoever sends them. The log lines with error_code malformed_event give the reason and the record."
+        namespace   = local.metrics_namespace
+        metric_name = "EventsMalformed"
       }
     },
   )
@@ -222,8 +232,8 @@ resource "aws_cloudwatch_dashboard" "pipeline" {
       {
         type = "metric", x = 12, y = 6, width = 12, height = 6
         properties = {
-          title   = "Images: processed, rejected, failed", region = var.region, stat = "Sum", period = 300, view = "timeSeries"
-          metrics = [for m in ["Processed", "Rejected", "Failed", "PublishFailures"] : [local.metrics_namespace, m]]
+          title   = "Images: processed, rejected, failed; malformed events", region = var.region, stat = "Sum", period = 300, view = "timeSeries"
+          metrics = [for m in ["Processed", "Rejected", "Failed", "PublishFailures", "EventsMalformed"] : [local.metrics_namespace, m]]
         }
       },
       {

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import service
+from chalicelib import reprocess, service
 from chalicelib.models import Upload
 from chalicelib.notify import MemoryNotifier
 from chalicelib.storage import MemoryObjectStore
@@ -21,7 +21,9 @@ from tests.unit.test_service import make_pipeline
 
 def every_outcome() -> list[dict[str, Any]]:
     """The stdout lines of a processed, a rejected, a failed, an ignored and a deleted image,
-    with SNS down throughout (so `publish.failed` lines too), each parsed from JSON."""
+    with SNS down throughout (so `publish.failed` lines too), then of four malformed events
+    (an S3 record without a key, an SNS record without a message, an upload in another
+    bucket, a reprocess message that is not JSON), each parsed from JSON."""
 
     class FlakyGet(MemoryObjectStore):
         def get(self, source: Any) -> bytes:
@@ -51,6 +53,10 @@ def every_outcome() -> list[dict[str, Any]]:
         service.process_upload(p, Upload("up", "elsewhere/x.jpg", sequencer="01"))
         store.remove("up", "uploads/ok.jpg")
         service.remove_source(p, Upload("up", "uploads/ok.jpg", "ObjectRemoved:Delete", sequencer="02"))
+        assert service.uploads_from_event({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {}}}]}) == []
+        assert service.sns_messages({"Records": [{"Sns": {"Subject": "no message"}}]}) == []
+        service.process_upload(p, Upload("someone-else", "uploads/ok.jpg", sequencer="03"))
+        assert reprocess.handle_messages(p, ["not json"]) == []
     text = out.getvalue().splitlines()
     assert all(line.startswith("{") and line.endswith("}") for line in text), "every stdout line is one JSON object"
     return [json.loads(line) for line in text]

@@ -16,14 +16,15 @@ from tests.outcomes import every_outcome
 
 MONITORING = (ROOT / "infra" / "monitoring.tf").read_text()
 TERM = re.compile(r'\$\.(\w+) = "([^"*]*)"')
-# Which outcome line each filter must count (observe's `event` field).
-EXPECTED_EVENT = {
-    "Processed": "image.processed",
-    "Rejected": "image.rejected",
-    "Failed": "image.failed",
-    "ProcessingTime": "image.processed",
-    "RenditionsWritten": "image.processed",
-    "PublishFailures": "publish.failed",
+# Which outcome lines each filter must count: (field, value) of observe's line.
+EXPECTED = {
+    "Processed": ("event", "image.processed"),
+    "Rejected": ("event", "image.rejected"),
+    "Failed": ("event", "image.failed"),
+    "ProcessingTime": ("event", "image.processed"),
+    "RenditionsWritten": ("event", "image.processed"),
+    "PublishFailures": ("event", "publish.failed"),
+    "EventsMalformed": ("error_code", "malformed_event"),
 }
 
 
@@ -57,22 +58,29 @@ def value_of(expression: str, line: dict[str, Any]) -> float:
 @pytest.fixture(scope="module")
 def outcome_lines() -> list[dict[str, Any]]:
     lines = every_outcome()
-    assert {line["event"] for line in lines} >= {"image.processed", "image.rejected", "image.failed", "publish.failed"}
+    assert {line["event"] for line in lines} >= {"image.processed", "image.rejected", "image.failed", "publish.failed", "reprocess.invalid"}
     return lines
 
 
 def test_each_filter_counts_exactly_its_outcome_lines(outcome_lines: list[dict[str, Any]]) -> None:
     metrics = log_metrics()
-    assert set(metrics) == set(EXPECTED_EVENT), "a filter was added or removed: say here which outcome it counts"
+    assert set(metrics) == set(EXPECTED), "a filter was added or removed: say here which outcome it counts"
     for name, metric in metrics.items():
         counted = [line for line in outcome_lines if matches(metric["pattern"], line)]
-        wanted = [line for line in outcome_lines if line["event"] == EXPECTED_EVENT[name]]
+        field, value = EXPECTED[name]
+        wanted = [line for line in outcome_lines if line.get(field) == value]
         assert counted == wanted and wanted, (name, metric["pattern"])
         for line in counted:
             assert value_of(metric["value"], line) >= (0 if name == "ProcessingTime" else 1), (name, line)
     processed = next(line for line in outcome_lines if line["event"] == "image.processed")
     assert value_of(metrics["ProcessingTime"]["value"], processed) == processed["duration_ms"]
     assert value_of(metrics["RenditionsWritten"]["value"], processed) == processed["RenditionsWritten"] >= 3
+    # every kind of malformed event (bad S3 and SNS records, another bucket, a reprocess message
+    # that is not JSON) is counted as the app's own EMF counts it; an ordinary ignore is not
+    malformed = [line for line in outcome_lines if matches(metrics["EventsMalformed"]["pattern"], line)]
+    assert [line["event"] for line in malformed] == ["image.ignored"] * 3 + ["reprocess.invalid"]
+    assert [value_of(metrics["EventsMalformed"]["value"], line) for line in malformed] == [line["EventsMalformed"] for line in malformed]
+    assert any(line["event"] == "image.ignored" and line not in malformed for line in outcome_lines)
     # the units are the ones the app's own EMF metrics use
     assert metrics["ProcessingTime"]["unit"] == observe.METRICS["ProcessingTime"]
     assert {m["unit"] for n, m in metrics.items() if n != "ProcessingTime"} == {"Count"}
@@ -84,5 +92,5 @@ def test_alarms_and_dashboard_read_only_metrics_the_filters_publish() -> None:
     used |= set(re.findall(r'\[local\.metrics_namespace, "(\w+)"\]', MONITORING))
     for names in re.findall(r"for m in \[([^\]]*)\] : \[local\.metrics_namespace, m\]", MONITORING):
         used |= set(re.findall(r'"(\w+)"', names))
-    assert {"Processed", "Rejected", "Failed", "RenditionsWritten", "PublishFailures"} <= used
+    assert {"Processed", "Rejected", "Failed", "RenditionsWritten", "PublishFailures", "EventsMalformed"} <= used
     assert used <= published, f"not published by any metric filter: {used - published}"

@@ -201,7 +201,18 @@ def test_packaged_prod_applies_against_moto(
     functions = packaged[1]["resource"]["aws_lambda_function"]
     assert groups == {f"/aws/lambda/{f['function_name']}": 7 for f in functions.values()}
     filters = logs.describe_metric_filters(logGroupName="/aws/lambda/image-pipeline-prod-process_upload")["metricFilters"]
-    assert {f["metricTransformations"][0]["metricName"] for f in filters} >= {"Processed", "Rejected", "Failed", "ProcessingTime"}
+    assert {f["metricTransformations"][0]["metricName"] for f in filters} >= {
+        "Processed",
+        "Rejected",
+        "Failed",
+        "ProcessingTime",
+        "EventsMalformed",
+    }
+    for handler in ("remove_renditions", "notify", "reprocess"):  # each drops malformed events too
+        group = f"/aws/lambda/image-pipeline-prod-{handler}"
+        assert "EventsMalformed" in {
+            f["metricTransformations"][0]["metricName"] for f in logs.describe_metric_filters(logGroupName=group)["metricFilters"]
+        }
 
     # alarms: each kind, to the alerts topic, with OK actions too
     alarms = {a["AlarmName"]: a for a in cw.describe_alarms(AlarmNamePrefix="image-pipeline-prod")["MetricAlarms"]}
@@ -213,8 +224,17 @@ def test_packaged_prod_applies_against_moto(
         "image-pipeline-prod-reprocess-dlq-not-empty",
         "image-pipeline-prod-rejected-rate",
         "image-pipeline-prod-publish-failures",
+        "image-pipeline-prod-malformed-events",
     ):
         assert alarms[name]["AlarmActions"] == [alerts_arn] and alarms[name]["OKActions"] == [alerts_arn], name
+    malformed = alarms["image-pipeline-prod-malformed-events"]  # any malformed event in 5 minutes
+    assert (malformed["Namespace"], malformed["MetricName"], malformed["Statistic"]) == ("ImagePipeline/prod", "EventsMalformed", "Sum")
+    assert (malformed["Period"], malformed["EvaluationPeriods"], malformed["ComparisonOperator"], malformed["Threshold"]) == (
+        300,
+        1,
+        "GreaterThanThreshold",
+        0,
+    )
     assert alarms["image-pipeline-prod-process_upload-duration-p95"]["Threshold"] == 120 * 1000 * 0.8
     assert cw.get_dashboard(DashboardName="image-pipeline-prod")["DashboardBody"]
     rate = {q["Id"]: q for q in alarms["image-pipeline-prod-rejected-rate"]["Metrics"]}

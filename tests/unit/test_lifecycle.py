@@ -279,6 +279,7 @@ def test_reprocess_handler_drops_garbage_and_retries_failures(capsys: pytest.Cap
     assert reprocess.handle_messages(p, ["not json", json.dumps({"bucket": "up"}), "[" * 100_000]) == []
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [line["event"] for line in lines] == ["reprocess.invalid"] * 3
+    assert all(line["error_code"] == "malformed_event" and line["EventsMalformed"] == 1 for line in lines)  # counted, alarmed
     broken = make_pipeline(catalog=BrokenCatalog())
     with pytest.raises(ConnectionError):
         reprocess.handle_messages(broken, [reprocess.Job("up", KEY, "v").body()])

@@ -13,7 +13,8 @@ REQUIRED = {"service", "event", "status", "image_id", "key"}
 
 
 def test_one_line_per_outcome_with_stage_durations_bytes_and_metrics() -> None:
-    outcomes = [line for line in every_outcome() if line["event"] != "publish.failed"]
+    lines = [line for line in every_outcome() if line["event"] != "publish.failed"]
+    outcomes = [line for line in lines if line.get("error_code") != "malformed_event"]
     assert [line["event"] for line in outcomes] == ["image.processed", "image.rejected", "image.failed", "image.ignored", "image.deleted"]
     for line in outcomes:
         assert line.keys() >= REQUIRED - ({"image_id"} if line["event"] == "image.ignored" else set()), line
@@ -35,6 +36,26 @@ def test_one_line_per_outcome_with_stage_durations_bytes_and_metrics() -> None:
             assert isinstance(line[metric["Name"]], int | float)
     assert processed["ImagesProcessed"] == 1 and rejected["ImagesRejected"] == 1 and failed["ImagesFailed"] == 1
     assert deleted["ImagesDeleted"] == 1
+
+
+def test_every_malformed_event_is_counted_once() -> None:
+    """Dropped events are not silent: each bad record's line carries EventsMalformed = 1 in
+    EMF (the metric the malformed-events alarm watches), and no other line carries it."""
+    lines = [line for line in every_outcome() if line["event"] != "publish.failed"]
+    malformed = [line for line in lines if line.get("error_code") == "malformed_event"]
+    assert [line["event"] for line in malformed] == ["image.ignored", "image.ignored", "image.ignored", "reprocess.invalid"]
+    for line in malformed:
+        assert line["status"] == "ignored" and (line.get("reason") or line.get("error")), line
+        assert line["EventsMalformed"] == 1 and line["Service"] == "image-pipeline", line
+        (directive,) = line["_aws"]["CloudWatchMetrics"]
+        assert directive == {
+            "Namespace": "ImagePipeline",
+            "Dimensions": [["Service"]],
+            "Metrics": [{"Name": "EventsMalformed", "Unit": "Count"}],
+        }
+    foreign = malformed[2]
+    assert (foreign["bucket"], foreign["key"]) == ("someone-else", "uploads/ok.jpg") and "UPLOAD_BUCKET" in foreign["reason"]
+    assert not [line for line in lines if "EventsMalformed" in line and line not in malformed]
 
 
 def test_unknown_metric_names_are_refused() -> None:
