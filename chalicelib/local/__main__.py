@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C while `upload` or `status` runs, or before `run` has taken over the signal
+        # (it handles its own from then on): no traceback. Uploads already made stay.
+        print("interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # `... status | head`: the reader has had enough. Python's own advice: no traceback,
         # and stdout pointed at devnull so the flush at exit does not fail again.

@@ -138,3 +138,18 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_ctrl_c_during_upload_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib.local import __main__ as cli
+    from chalicelib.local import client
+
+    def interrupted(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(client, "upload", interrupted)
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    assert cli.main(["upload", str(tmp_path / "a.jpg")]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
