@@ -131,37 +131,31 @@ def tiff_declaring(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-def tiff_pages(count: int) -> bytes:
-    """A little-endian TIFF of `count` 1x1 grey pages (page i has value i % 256), written
-    directly: 8 tags per page, so a thousand pages take milliseconds rather than seconds."""
-    ifd_size = 2 + 8 * 12 + 4
-    out = bytearray(b"II*\x00" + struct.pack("<I", 8))
+def tiff_pages(count: int, *, big: bool = False) -> bytes:
+    """A little-endian TIFF (or BigTIFF: 8-byte counts and offsets) of `count` 1x1 grey pages
+    (page i has value i % 256), written directly: 8 tags per page, so a thousand pages take
+    milliseconds rather than seconds."""
+    head, count_fmt, entry_fmt, offset_fmt = (
+        (b"II+\x00" + struct.pack("<HHQ", 8, 0, 16), "<Q", "<HHQQ", "<Q")
+        if big
+        else (b"II*\x00" + struct.pack("<I", 8), "<H", "<HHII", "<I")
+    )
+    entries_at = struct.calcsize(count_fmt)
+    pixel_size = 8 if big else 2  # the pixel, padded to keep offsets aligned
+    out = bytearray(head)
     for index in range(count):
-        start = len(out)
-        pixel_at = start + ifd_size
-        following = 0 if index == count - 1 else pixel_at + 2
+        pixel_at = len(out) + entries_at + 8 * struct.calcsize(entry_fmt) + struct.calcsize(offset_fmt)
+        following = 0 if index == count - 1 else pixel_at + pixel_size
         entries = [(256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, pixel_at), (278, 3, 1), (279, 4, 1)]
-        out += struct.pack("<H", len(entries))
+        out += struct.pack(count_fmt, len(entries))
         for tag, kind, value in entries:
-            out += struct.pack("<HHII", tag, kind, 1, value)  # SHORT values sit left-justified: same bytes, little-endian
-        out += struct.pack("<I", following) + bytes([index % 256, 0])
+            out += struct.pack(entry_fmt, tag, kind, 1, value)  # SHORT values sit left-justified: same bytes, little-endian
+        out += struct.pack(offset_fmt, following) + bytes([index % 256]) + bytes(pixel_size - 1)
     return bytes(out)
 
 
 def bigtiff_pages(count: int) -> bytes:
-    """`tiff_pages` as BigTIFF: 8-byte counts and offsets, 20-byte entries."""
-    ifd_size = 8 + 8 * 20 + 8
-    out = bytearray(b"II+\x00" + struct.pack("<HHQ", 8, 0, 16))
-    for index in range(count):
-        start = len(out)
-        pixel_at = start + ifd_size
-        following = 0 if index == count - 1 else pixel_at + 8
-        entries = [(256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, pixel_at), (278, 3, 1), (279, 4, 1)]
-        out += struct.pack("<Q", len(entries))
-        for tag, kind, value in entries:
-            out += struct.pack("<HHQQ", tag, kind, 1, value)
-        out += struct.pack("<Q", following) + bytes([index % 256]) + bytes(7)
-    return bytes(out)
+    return tiff_pages(count, big=True)
 
 
 def tiff_bad_second_page(tag: int, *, kind: int | None = None, value: int | None = None) -> bytes:

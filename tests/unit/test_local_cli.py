@@ -21,20 +21,24 @@ from chalicelib.local.stack import PROJECT_DIR
 from chalicelib.settings import LOCAL_OVERRIDABLE
 
 
-def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in LOCAL_OVERRIDABLE and k != "STAGE"}
-    base |= {
+def _stack_env(tmp_path: Path) -> dict[str, str]:
+    """This environment minus any local-stack settings, with free ports and folders in tmp_path."""
+    env = {k: v for k, v in os.environ.items() if k not in LOCAL_OVERRIDABLE and k != "STAGE"}
+    return env | {
         "LOCAL_AWS_PORT": "0",
         "LOCAL_API_PORT": "0",
         "INBOX": str(tmp_path / "inbox"),
         "OUTBOX": str(tmp_path / "outbox"),
         "LOCAL_LOG_DIR": str(tmp_path / "local"),
     }
+
+
+def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "chalicelib.local", "run"],
         check=False,
         cwd=PROJECT_DIR,
-        env=base | env,
+        env=_stack_env(tmp_path) | env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -67,18 +71,10 @@ def test_a_wrong_setting_stops_make_run_with_one_line_and_starts_nothing(tmp_pat
 def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path) -> None:
     """README: "Press it twice to stop at once." The second Ctrl-C lands while the first one's
     orderly stop waits for the relay; it used to end in KeyboardInterrupt and thread tracebacks."""
-    env = {k: v for k, v in os.environ.items() if k not in LOCAL_OVERRIDABLE and k != "STAGE"}
-    env |= {
-        "LOCAL_AWS_PORT": "0",
-        "LOCAL_API_PORT": "0",
-        "INBOX": str(tmp_path / "inbox"),
-        "OUTBOX": str(tmp_path / "outbox"),
-        "LOCAL_LOG_DIR": str(tmp_path / "local"),
-    }
     stack = subprocess.Popen(
         [sys.executable, "-m", "chalicelib.local", "run"],
         cwd=PROJECT_DIR,
-        env=env,
+        env=_stack_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
