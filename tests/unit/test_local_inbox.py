@@ -198,3 +198,35 @@ def test_a_dead_letter_waits_for_the_live_log_like_every_other_input(tmp_path: P
         assert live.finished == [], "dead_letter changed the live log without its lock"
     parked.join(5)
     assert out.getvalue().splitlines()[0].startswith("[1/1]   FAILED     uploads/a.jpg  boom")
+
+
+def test_the_outbox_tap_keeps_going_when_one_delete_fails() -> None:
+    """A delete the emulator refuses once must not end the tap's thread: every later
+    rendition would silently stop reaching ./outbox for the rest of the session."""
+    from typing import Any
+
+    from chalicelib.local.outbox import QueueTap
+
+    class Sqs:
+        def __init__(self) -> None:
+            self.queue = [{"Body": json.dumps({"n": n}), "ReceiptHandle": f"r{n}"} for n in (1, 2)]
+            self.deletes = 0
+
+        def receive_message(self, **_: Any) -> dict[str, Any]:
+            if not self.queue:
+                time.sleep(0.02)
+                return {}
+            return {"Messages": [self.queue.pop(0)]}
+
+        def delete_message(self, **_: Any) -> None:
+            self.deletes += 1
+            if self.deletes == 1:
+                raise ConnectionError("emulator busy")
+
+    seen: list[object] = []
+    tap = QueueTap(Sqs(), "url", lambda body: seen.append(body["n"]), "test-tap")
+    tap.start()
+    _wait_for(lambda: len(seen) == 2, timeout=3)
+    tap.stop()
+    tap.join()
+    assert seen == [1, 2]
