@@ -55,7 +55,6 @@ class Catalog(Protocol):
         """Store `record`; False (and nothing written) if a newer event already wrote it."""
         ...
 
-    def delete(self, image_id: str) -> None: ...
     def delete_version(self, image_id: str, updated_at: str) -> bool:
         """Delete only if the record is still the one written at `updated_at`; False if it changed."""
         ...
@@ -89,9 +88,6 @@ class DynamoCatalog:
                 return False
             raise
         return True
-
-    def delete(self, image_id: str) -> None:
-        self._db.delete_item(TableName=self.table, Key={"image_id": {"S": image_id}})
 
     def delete_version(self, image_id: str, updated_at: str) -> bool:
         try:
@@ -158,10 +154,6 @@ class MemoryCatalog:
                 return False
             self.items[record["image_id"]] = from_item(to_item(record))
             return True
-
-    def delete(self, image_id: str) -> None:
-        with self._lock:
-            self.items.pop(image_id, None)
 
     def delete_version(self, image_id: str, updated_at: str) -> bool:
         with self._lock:

@@ -174,8 +174,9 @@ class LiveLog:
             self.say(f"        DEAD LETTER {letter.route.function_name}: {letter.error} ({where})")
             return
         key = unquote_plus(key)
-        note = self._write_note(key, ".failed.txt", f"failed after {letter.attempts} attempts: {letter.error}\n{where}\n")
-        self._finish(key, "FAILED", time.time(), f"{letter.error} ({where}; -> {self._show(note)})")
+        with self._lock:  # called on a relay thread; the taps update the same images and batch
+            note = self._write_note(key, ".failed.txt", f"failed after {letter.attempts} attempts: {letter.error}\n{where}\n")
+            self._finish(key, "FAILED", time.time(), f"{letter.error} ({where}; -> {self._show(note)})")
 
     def overtime(self, route: Route, seconds: float) -> None:
         self.say(

@@ -69,7 +69,10 @@ class QueueTap:
                 except Exception:
                     log.exception("could not handle a message from %s", self._queue_url)
                     continue
-                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+                try:
+                    self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+                except Exception:  # it comes back and is handled again: a repeated file or line at worst
+                    log.warning("could not delete a message from %s", self._queue_url, exc_info=True)
 
 
 def stop_all(taps: list[QueueTap]) -> None:

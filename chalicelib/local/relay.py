@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +118,14 @@ class Relay:
                 slots.release()
                 continue
             future = pool.submit(self.deliver, route, messages)
-            future.add_done_callback(lambda _: slots.release())
+            future.add_done_callback(lambda done: self._delivered(route, done, slots))
+
+    def _delivered(self, route: Route, done: Future[bool], slots: threading.Semaphore) -> None:
+        slots.release()
+        # deliver() raises only when the emulator fails it (delete, park): the messages come
+        # back after their visibility timeout, and this line says why.
+        if not done.cancelled() and (error := done.exception()) is not None:
+            log.warning("delivering from %s failed; the messages will be received again", route.queue_name, exc_info=error)
 
     # --- delivery ------------------------------------------------------------------------
 

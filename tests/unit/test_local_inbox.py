@@ -176,3 +176,57 @@ def test_status_names_a_missing_resource_instead_of_calling_the_stack_unreachabl
 
     assert _or_error(lambda bucket: 5, "b", unit=" objects") == "5 objects"
     assert _or_error(missing, "b", unit=" objects") == "? (NoSuchBucket: The specified bucket does not exist)"
+
+
+def test_a_dead_letter_waits_for_the_live_log_like_every_other_input(tmp_path: Path) -> None:
+    """dead_letter runs on a relay thread while the event and outbox taps run on theirs: it
+    must take the live log's lock, or two finishing images can both close (and print) a batch."""
+    import threading
+
+    from chalicelib.local.relay import DeadLetter
+    from chalicelib.local.resources import Route
+
+    out = io.StringIO()
+    live = LiveLog(out, SETTINGS, tmp_path)
+    live.landed("uploads/a.jpg", time.time())
+    route = Route("process_upload", "s3", "s3://in-bucket", "q", "url", "arn", "q-dlq", "dlq-url", "fn", 2048, 120)
+    event = {"Records": [{"s3": {"bucket": {"name": "in-bucket"}, "object": {"key": "uploads/a.jpg"}}}]}
+    parked = threading.Thread(target=live.dead_letter, args=(DeadLetter(route, event, "boom", 3),))
+    with live._lock:  # another thread is mid-update
+        parked.start()
+        parked.join(0.3)
+        assert live.finished == [], "dead_letter changed the live log without its lock"
+    parked.join(5)
+    assert out.getvalue().splitlines()[0].startswith("[1/1]   FAILED     uploads/a.jpg  boom")
+
+
+def test_the_outbox_tap_keeps_going_when_one_delete_fails() -> None:
+    """A delete the emulator refuses once must not end the tap's thread: every later
+    rendition would silently stop reaching ./outbox for the rest of the session."""
+    from typing import Any
+
+    from chalicelib.local.outbox import QueueTap
+
+    class Sqs:
+        def __init__(self) -> None:
+            self.queue = [{"Body": json.dumps({"n": n}), "ReceiptHandle": f"r{n}"} for n in (1, 2)]
+            self.deletes = 0
+
+        def receive_message(self, **_: Any) -> dict[str, Any]:
+            if not self.queue:
+                time.sleep(0.02)
+                return {}
+            return {"Messages": [self.queue.pop(0)]}
+
+        def delete_message(self, **_: Any) -> None:
+            self.deletes += 1
+            if self.deletes == 1:
+                raise ConnectionError("emulator busy")
+
+    seen: list[object] = []
+    tap = QueueTap(Sqs(), "url", lambda body: seen.append(body["n"]), "test-tap")
+    tap.start()
+    _wait_for(lambda: len(seen) == 2, timeout=3)
+    tap.stop()
+    tap.join()
+    assert seen == [1, 2]

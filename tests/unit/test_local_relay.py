@@ -163,3 +163,33 @@ def test_a_handler_over_its_lambda_timeout_is_reported(stack: tuple[Chalice, lis
     assert relay.deliver(route, _receive(clients["sqs"], route))
     assert calls == [("sqs", ["slow"])]
     assert [name for name, _ in overtime] == ["relay-test-dev-on_work"]
+
+
+def test_a_delivery_that_fails_outside_the_handler_is_logged_not_lost_silently(caplog: pytest.LogCaptureFixture) -> None:
+    """The emulator refusing the delete (or the park) after the handler ran: the message comes
+    back after its visibility timeout, and the log says why instead of nothing at all."""
+
+    class Sqs:
+        def __init__(self) -> None:
+            self.sent = False
+
+        def receive_message(self, **_: Any) -> dict[str, Any]:
+            if self.sent:
+                time.sleep(0.05)
+                return {}
+            self.sent = True
+            return {"Messages": [{"MessageId": "m1", "ReceiptHandle": "r1", "Body": "job", "MD5OfBody": ""}]}
+
+        def delete_message(self, **_: Any) -> None:
+            raise ConnectionError("emulator went away")
+
+    route = Route("work", "sqs", "work", "work", "url", "arn:aws:sqs:us-east-1:1:work", "work-dlq", "dlq-url", "fn", 128, 5)
+    handled: list[Any] = []
+    relay = Relay(Sqs(), {"work": lambda event, context: handled.append(event)}, [route])
+    with caplog.at_level("WARNING", logger="image_pipeline.local.relay"):
+        relay.start()
+        deadline = time.monotonic() + 5
+        while "emulator went away" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+        relay.stop()
+    assert handled and "emulator went away" in caplog.text and "work" in caplog.text
