@@ -113,9 +113,17 @@ def walk_through(page: Any, api: str, tmp_path: Path) -> None:
     assert "not_an_image" in rejected.locator("[data-testid=reason]").inner_text()
     page.locator(".tile[data-status=processed] img[data-testid=thumbnail]").first.wait_for(timeout=60_000)
 
-    # Upload through the file picker: POST /uploads, then the presigned POST to the emulator.
+    # Upload from the keyboard: Tab reaches the picker (a display:none input never gets focus),
+    # Enter opens the file chooser; then POST /uploads and the presigned POST to the emulator.
     photo = _photo()
-    page.set_input_files("#picker", str(photo))
+    with page.expect_file_chooser(timeout=5_000) as chooser:
+        for _ in range(3):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "picker":
+                break
+        assert page.evaluate("document.activeElement.id") == "picker", "Tab does not reach the upload button"
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(photo))
     row = page.locator("[data-testid=upload-row]", has_text=photo.name)
     row.locator("xpath=self::*[@data-image-id]").wait_for(timeout=30_000)
     assert row.locator("progress").get_attribute("value") == "100"
@@ -134,7 +142,10 @@ def walk_through(page: Any, api: str, tmp_path: Path) -> None:
     # The detail view lists every rendition the API reports, with format, size and bytes.
     record = requests.get(f"{api}/images/{image_id}", timeout=10).json()
     assert record["status"] == "processed" and record["source_key"].endswith(photo.name)
-    tile.click()
+    # Keyboard: Enter on the tile opens the detail view with focus on Close (not Delete, where
+    # a second Enter would start a deletion); Escape closes it and focus returns to the tile.
+    tile.focus()
+    page.keyboard.press("Enter")
     rows = page.locator("[data-testid=rendition]")
     rows.first.wait_for(timeout=15_000)
     listed = {row.get_attribute("data-preset"): [cell.inner_text() for cell in row.locator("td").all()] for row in rows.all()}
@@ -148,6 +159,13 @@ def walk_through(page: Any, api: str, tmp_path: Path) -> None:
     preview = page.locator("[data-testid=preview]")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=15_000)
     page.screenshot(path=str(ARTIFACTS / "gallery-detail.png"))
+    assert page.evaluate("document.activeElement.id") == "close"
+    page.keyboard.press("Escape")
+    page.locator("#detail").wait_for(state="hidden", timeout=5_000)
+    assert page.evaluate("document.activeElement.dataset.imageId") == image_id
+    assert page.eval_on_selector_all("img", "imgs => imgs.filter(i => !i.alt).map(i => i.src)") == []
+
+    phone_width(page.context.browser, page.url, image_id)
 
     # A file the pipeline cannot process is refused before anything is stored, with the reason.
     notes = tmp_path / "notes.txt"
@@ -156,3 +174,26 @@ def walk_through(page: Any, api: str, tmp_path: Path) -> None:
     refused = page.locator("[data-testid=upload-row]", has_text="notes.txt").locator(".state.error")
     refused.wait_for(timeout=15_000)
     assert "not an image type" in refused.inner_text()
+
+
+def phone_width(browser: Any, url: str, image_id: str) -> None:
+    """A 390 px wide phone: nothing scrolls sideways, in the grid or in the detail view (the
+    renditions table and the preview used to push the dialog wider than the screen)."""
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        phone.goto(url)
+        tile = phone.locator(f".tile[data-image-id='{image_id}']")
+        tile.wait_for(timeout=15_000)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        assert tile.bounding_box()["width"] < 195, "one tile per row on a phone"  # type: ignore[index]
+        tile.tap()
+        phone.locator("[data-testid=rendition]").first.wait_for(timeout=15_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        phone.screenshot(path=str(ARTIFACTS / "gallery-phone-detail.png"))
+        overflow = phone.evaluate("(() => { const d = document.getElementById('detail'); return d.scrollWidth - d.clientWidth; })()")
+        assert overflow <= 0, f"the detail view is {overflow} px wider than the phone's screen"
+        saved = phone.locator("[data-testid=rendition] td").nth(4)
+        box = saved.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390, "the 'saved' column is off screen"
+    finally:
+        phone.close()
