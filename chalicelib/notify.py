@@ -32,15 +32,17 @@ class SnsNotifier:
         self._region = region
 
     @cached_property
-    def _account(self) -> str:
-        # GetCallerIdentity needs no IAM permission; called once per container.
-        return str(self._sts.get_caller_identity()["Account"])
+    def _identity(self) -> tuple[str, str]:
+        """(partition, account). GetCallerIdentity needs no IAM permission; called once per
+        container. The partition comes from the caller's ARN: aws, aws-cn, aws-us-gov, ..."""
+        identity = self._sts.get_caller_identity()
+        return str(identity["Arn"]).split(":")[1], str(identity["Account"])
 
     def topic_arn(self, topic: str) -> str:
         if topic.startswith("arn:"):
             return topic
-        partition = "aws-cn" if self._region.startswith("cn-") else "aws"
-        return f"arn:{partition}:sns:{self._region}:{self._account}:{topic}"
+        partition, account = self._identity
+        return f"arn:{partition}:sns:{self._region}:{account}:{topic}"
 
     def publish(self, topic: str, *, subject: str, message: str, attributes: Mapping[str, str]) -> str:
         response = self._sns.publish(

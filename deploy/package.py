@@ -325,6 +325,17 @@ def write_api_key(template: dict[str, Any], write_auth: str) -> dict[str, Any] |
     }
 
 
+def _read_outputs(path: Path) -> dict[str, Any]:
+    """`terraform output -json chalice_environment`, as `make chalice-config` saves it."""
+    try:
+        outputs = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PackageError(f"cannot read Terraform outputs from {path}: {exc}") from None
+    if not isinstance(outputs, dict):
+        raise PackageError(f"{path} holds no JSON object of settings (terraform output -json chalice_environment)")
+    return outputs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", default="prod")
@@ -345,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.chalice_config:
-            changed = chalice_config(args.stage, json.loads(args.chalice_config.read_text()))
+            changed = chalice_config(args.stage, _read_outputs(args.chalice_config))
             summary = ", ".join(f"{k}={v}" for k, v in changed.items()) or "already up to date"
             print(f".chalice/config.json stage {args.stage}: {summary}")
             return 0

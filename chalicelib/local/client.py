@@ -109,22 +109,15 @@ def _or_error(read: Callable[..., int], *args: Any, unit: str = "") -> str:
 
 
 def _count(ddb: Any, table: str, index: str, key: str, value: str) -> int:
-    total, start = 0, None
-    while True:
-        extra: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
-        page = ddb.query(
-            TableName=table,
-            IndexName=index,
-            KeyConditionExpression="#k = :v",
-            ExpressionAttributeNames={"#k": key},
-            ExpressionAttributeValues={":v": {"S": value}},
-            Select="COUNT",
-            **extra,
-        )
-        total += int(page["Count"])
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return total
+    pages = ddb.get_paginator("query").paginate(
+        TableName=table,
+        IndexName=index,
+        KeyConditionExpression="#k = :v",
+        ExpressionAttributeNames={"#k": key},
+        ExpressionAttributeValues={":v": {"S": value}},
+        Select="COUNT",
+    )
+    return sum(int(page["Count"]) for page in pages)
 
 
 def _objects(s3: Any, bucket: str) -> int:

@@ -259,3 +259,19 @@ def test_the_local_stage_is_refused_with_the_stage_to_use(tmp_path: Path, step: 
         calls[step]()
     assert config.read_text() == (ROOT / ".chalice" / "config.json").read_text()
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content", [None, "not json {", '["UPLOAD_BUCKET"]'])
+def test_chalice_config_with_an_unreadable_outputs_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None
+) -> None:
+    """A missing, truncated or non-object outputs file (terraform failed half-way, a typo in
+    the path) is one error line naming the file, not a traceback; the config is untouched."""
+    outputs = tmp_path / "chalice_environment.json"
+    if content is not None:
+        outputs.write_text(content)
+    before = (ROOT / ".chalice" / "config.json").read_text()
+    assert packaging.main(["--stage", "prod", "--chalice-config", str(outputs)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(outputs) in err and "Traceback" not in err
+    assert (ROOT / ".chalice" / "config.json").read_text() == before

@@ -378,3 +378,35 @@ def test_notify_cuts_a_forwarded_message_to_what_sns_accepts() -> None:
     [sent] = p.notifier.messages
     assert len(sent.message.encode()) <= service.SNS_MESSAGE_BYTES
     assert sent.message.startswith('{\n  "field00000": 0') and "[cut: the message was" in sent.message
+
+
+@pytest.mark.parametrize(
+    ("region", "caller", "expected"),
+    [
+        ("us-east-1", "arn:aws:iam::123456789012:user/ci", "arn:aws:sns:us-east-1:123456789012:events"),
+        ("cn-north-1", "arn:aws-cn:iam::123456789012:user/ci", "arn:aws-cn:sns:cn-north-1:123456789012:events"),
+        ("us-gov-west-1", "arn:aws-us-gov:iam::123456789012:user/ci", "arn:aws-us-gov:sns:us-gov-west-1:123456789012:events"),
+    ],
+)
+def test_topic_names_become_arns_in_the_accounts_own_partition(region: str, caller: str, expected: str) -> None:
+    """A topic name is published to as an ARN; GovCloud's partition is aws-us-gov (guessing
+    from the region prefix named `aws` there, and every publish failed)."""
+    from chalicelib.notify import SnsNotifier
+
+    class Sts:
+        def get_caller_identity(self) -> dict[str, str]:
+            return {"Account": "123456789012", "Arn": caller}
+
+    class Sns:
+        def __init__(self) -> None:
+            self.arns: list[str] = []
+
+        def publish(self, **kwargs: Any) -> dict[str, str]:
+            self.arns.append(kwargs["TopicArn"])
+            return {"MessageId": "m"}
+
+    sns = Sns()
+    notifier = SnsNotifier(sns, Sts(), region)
+    notifier.publish("events", subject="s", message="{}", attributes={})
+    notifier.publish("arn:aws:sns:us-east-1:1:other", subject="s", message="{}", attributes={})
+    assert sns.arns == [expected, "arn:aws:sns:us-east-1:1:other"]
