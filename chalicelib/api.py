@@ -409,7 +409,10 @@ def gallery_page() -> str:
 
 
 def gallery(api: Api) -> Reply:
-    page = gallery_page()
+    # The upload limit, so the page can refuse a too-large file before asking for a form.
+    page = gallery_page().replace(
+        '<meta name="max-upload-bytes" content="0">', f'<meta name="max-upload-bytes" content="{api.settings.max_source_bytes}">', 1
+    )
     headers = {
         "Content-Type": "text/html; charset=utf-8",
         "Cache-Control": "no-cache",

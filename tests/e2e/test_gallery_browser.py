@@ -175,6 +175,37 @@ def walk_through(page: Any, api: str, tmp_path: Path) -> None:
     refused.wait_for(timeout=15_000)
     assert "not an image type" in refused.inner_text()
 
+    # A file over MAX_SOURCE_BYTES (50 MB here; sparse, so it costs no disk) is refused by the
+    # page itself, in megabytes, before any request: no form asked for, nothing stored.
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/uploads" in request.url else None)
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as handle:
+        handle.truncate(51 * 1024 * 1024)
+    page.set_input_files("#picker", str(huge))
+    too_large = page.locator("[data-testid=upload-row]", has_text="huge.jpg").locator(".state.error")
+    too_large.wait_for(timeout=5_000)
+    assert "the file is 51.0 MB; the upload limit is 50.0 MB" in too_large.inner_text()
+    assert asked == []
+
+    # An empty listing says why it is empty and what to do (here: a filter nothing matches).
+    page.select_option("#filter", "failed")
+    empty = page.locator("[data-testid=empty]")
+    empty.wait_for(timeout=10_000)
+    assert 'No images with status "failed"' in empty.inner_text()
+    page.select_option("#filter", "")
+    page.locator(f".tile[data-image-id='{image_id}']").wait_for(timeout=10_000)
+    assert empty.is_hidden()
+
+    # The API unreachable (the stack stopped, the network down): the page says so in words, and
+    # the message goes away once the API answers again (it used to stay, stale, forever).
+    page.route("**/images?*", lambda route: route.abort("connectionrefused"))
+    note = page.locator("#notice")
+    page.wait_for_function("() => document.getElementById('notice').textContent.includes('cannot reach the API')", timeout=10_000)
+    page.unroute("**/images?*")
+    page.wait_for_function("() => document.getElementById('notice').textContent === ''", timeout=10_000)
+    assert note.inner_text() == ""
+
 
 def phone_width(browser: Any, url: str, image_id: str) -> None:
     """A 390 px wide phone: nothing scrolls sideways, in the grid or in the detail view (the

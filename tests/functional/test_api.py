@@ -402,6 +402,8 @@ def test_gallery_page_is_self_contained_html(aws: dict[str, Any], client: Any) -
     assert "@import" not in page and "url(" not in page
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'sha256-" in csp and "unsafe-inline" not in csp
+    # the upload limit in force, for the page to refuse a too-large file before uploading it
+    assert '<meta name="max-upload-bytes" content="52428800">' in page
 
 
 def test_sources_deleted_by_their_owner_leave_the_listing(aws: dict[str, Any], client: Any) -> None:
