@@ -188,6 +188,8 @@ def load_profile(spec: str) -> Profile:
         raise PresetError(f"PRESETS={spec!r}: file not found") from None
     except json.JSONDecodeError as exc:
         raise PresetError(f"PRESETS={spec!r}: invalid JSON ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not UTF-8 text
+        raise PresetError(f"PRESETS={spec!r}: cannot read it ({exc})") from None
     name, items = (raw.get("name", path.stem), raw.get("presets")) if isinstance(raw, dict) else (path.stem, raw)
     if not isinstance(items, list):
         raise PresetError(f"PRESETS={spec!r}: expected a list of presets")

@@ -15,11 +15,10 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from unittest.mock import patch
 
 from chalice.deploy.swagger import TemplatedSwaggerGenerator
 
@@ -28,17 +27,6 @@ from chalicelib.settings import DEFAULT_MAX_SOURCE_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_STAGE = "prod"
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def load_app(stage: str = DOC_STAGE, **overrides: str) -> ModuleType:
@@ -51,7 +39,7 @@ def load_app(stage: str = DOC_STAGE, **overrides: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, ROOT / "app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    with _environment({**env, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}):
+    with patch.dict(os.environ, {**env, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}):
         spec.loader.exec_module(module)
     return module
 

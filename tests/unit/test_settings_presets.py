@@ -99,3 +99,16 @@ def test_invalid_presets(tmp_path: Path, preset: object) -> None:
 def test_unknown_profile_name() -> None:
     with pytest.raises(PresetError, match="not a profile name"):
         load_profile("fancy")
+
+
+@pytest.mark.parametrize("kind", ["folder", "binary"])
+def test_an_unreadable_presets_file_is_a_preset_error(tmp_path: Path, kind: str) -> None:
+    """PRESETS naming a folder or a non-text file: a PresetError naming it (what `make run`
+    and the settings check report), not an IsADirectoryError/UnicodeDecodeError traceback."""
+    path = tmp_path / "presets.json"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"\xff\xfe\x00[\x80")
+    with pytest.raises(PresetError, match=f"PRESETS='{path}': cannot read"):
+        load_profile(str(path))
