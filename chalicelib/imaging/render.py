@@ -113,6 +113,9 @@ def render(
     plans, skipped, notes = plan(profile, display)
     source = SourceInfo(format=source_format, width=display[0], height=display[1], mode=image.mode, frames=frames, camera=camera)
 
+    if not plans:  # every preset is wider than the source: nothing to make, but corrupt data is still refused
+        codec.load(image)
+        return RenderResult(source, (), tuple(skipped), tuple(notes))
     base = codec.load(image, _draft_request(plans, transposed))
     if base.mode not in _RESAMPLE_MODES:
         base = steps.to_srgb(base)  # palette, alpha, 16-bit: normalise before any resampling

@@ -410,3 +410,27 @@ def test_topic_names_become_arns_in_the_accounts_own_partition(region: str, call
     notifier.publish("events", subject="s", message="{}", attributes={})
     notifier.publish("arn:aws:sns:us-east-1:1:other", subject="s", message="{}", attributes={})
     assert sns.arns == [expected, "arn:aws:sns:us-east-1:1:other"]
+
+
+def test_a_source_smaller_than_every_preset_is_processed_with_no_renditions() -> None:
+    """A custom profile of wide renditions only, and a small image: each preset is skipped
+    (nothing is upscaled), and that is the outcome. It was a ValueError inside render
+    (max() of no plans): recorded as failed, retried, then dead-lettered."""
+    import io
+
+    from PIL import Image
+
+    from chalicelib.presets import Preset
+
+    wide_only = Profile("wide", (Preset("w2000", "JPEG", width=2000), Preset("w3000", "WEBP", width=3000)))
+    buffer = io.BytesIO()
+    Image.new("RGB", (120, 90), "teal").save(buffer, "JPEG")
+    p = make_pipeline(wide_only)
+    outcome = upload(p, "uploads/small.jpg", buffer.getvalue())
+    assert outcome.status == "processed" and outcome.renditions == ()
+    assert outcome.record is not None and outcome.record["skipped_presets"] == ["w2000", "w3000"]
+    assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
+
+    # Corrupt data is still found out, although no pixels are needed.
+    rejected = upload(p, "uploads/broken.jpg", buffer.getvalue()[:300], sequencer="0B")
+    assert rejected.status == "rejected" and rejected.record is not None and rejected.record["error_code"] == "corrupt_image"
