@@ -156,6 +156,13 @@ def walk_through(page: Any, api: str, tmp_path: Path, console: list[str]) -> Non
         assert size_bytes.endswith(("B", "KB", "MB"))
         shown = float(re.search(r"\((-?[\d.]+)%\)", saved).group(1))  # type: ignore[union-attr]
         assert abs(shown - 100 * (record["bytes"] - rendition["bytes"]) / record["bytes"]) < 0.06, saved
+    # Every rendition link works as the browser would follow it: 200, the format's Content-Type.
+    links = {row.get_attribute("data-preset"): row.locator("a").get_attribute("href") for row in rows.all()}
+    for rendition in record["renditions"]:
+        answer = requests.get(links[rendition["preset"]], timeout=10)
+        assert answer.status_code == 200, rendition["preset"]
+        assert answer.headers["Content-Type"] == "image/" + rendition["format"].lower(), rendition["preset"]
+        assert len(answer.content) == rendition["bytes"]
     preview = page.locator("[data-testid=preview]")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=15_000)
     page.screenshot(path=str(ARTIFACTS / "gallery-detail.png"))
