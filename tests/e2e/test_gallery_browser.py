@@ -93,7 +93,7 @@ def test_upload_a_photo_and_read_its_renditions_in_the_gallery(browser: Any, sta
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     try:
-        walk_through(page, stack.api, tmp_path)
+        walk_through(page, stack.api, tmp_path, console)
     except Exception as failure:
         # What a person would look at: the page, the browser console and the stack's own log.
         ARTIFACTS.mkdir(exist_ok=True)
@@ -103,7 +103,7 @@ def test_upload_a_photo_and_read_its_renditions_in_the_gallery(browser: Any, sta
     assert errors == []
 
 
-def walk_through(page: Any, api: str, tmp_path: Path) -> None:
+def walk_through(page: Any, api: str, tmp_path: Path, console: list[str]) -> None:
     page.goto(api + "/")
 
     # The samples arrive by polling; the text file is rejected and says why. (A generous wait:
@@ -196,6 +196,10 @@ def walk_through(page: Any, api: str, tmp_path: Path) -> None:
     page.select_option("#filter", "")
     page.locator(f".tile[data-image-id='{image_id}']").wait_for(timeout=10_000)
     assert empty.is_hidden()
+
+    # Everything so far, the waits for processing and the refusals included, left the console
+    # clean (polling GET /images/{id} logged a 404 error per second while an upload was processed).
+    assert [line for line in console if line.startswith("error")] == []
 
     # The API unreachable (the stack stopped, the network down): the page says so in words, and
     # the message goes away once the API answers again (it used to stay, stale, forever).
