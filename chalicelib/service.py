@@ -38,7 +38,8 @@ def _now() -> datetime:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """Everything a use case needs, wired once per process by app.py (or a test)."""
+    """Everything a use case needs, wired once per process by chalicelib.wiring (for app.py and
+    the reprocess command) or by a test."""
 
     settings: Settings
     profile: Profile

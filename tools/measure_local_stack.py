@@ -147,10 +147,14 @@ class StackRun:
                 return line
         raise SystemExit(f"no line matching {pattern!r} within {timeout:.0f} s (rerun with --echo to see the stack's output)")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 120) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-            self.process.wait(120)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:  # a stack that does not stop must not outlive the measurement
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
 
 
 def measure(corpus: Path, runs: int, batch: int, concurrency: int, echo: bool) -> int:

@@ -230,3 +230,25 @@ def test_the_outbox_tap_keeps_going_when_one_delete_fails() -> None:
     tap.stop()
     tap.join()
     assert seen == [1, 2]
+
+
+def test_measure_local_stops_a_stack_that_ignores_ctrl_c() -> None:
+    """`make measure-local` ends its stack with Ctrl-C; one that does not stop in time is
+    killed, not left running with its ports and emulator (it raised TimeoutExpired)."""
+    import subprocess
+    import sys
+
+    from tools.measure_local_stack import StackRun
+
+    stubborn = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    run = StackRun.__new__(StackRun)  # the process only: no `make run`
+    run.process = subprocess.Popen([sys.executable, "-c", stubborn], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert run.process.stdout is not None and run.process.stdout.readline() == "up\n"
+        run.stop(timeout=0.5)
+        assert run.process.poll() is not None
+    finally:
+        if run.process.poll() is None:
+            run.process.kill()
+        run.process.wait()
+        run.process.stdout.close()  # type: ignore[union-attr]
