@@ -3,12 +3,13 @@ adapters come in as arguments (see storage, catalog, notify)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -479,10 +480,11 @@ def remove_source(pipeline: Pipeline, removal: Upload) -> Outcome:
     started = time.perf_counter()
     image_id = image_id_for(removal.key)
     sequencer = sequencer_order(removal.sequencer)
-    previous = pipeline.catalog.get(image_id)
-    if previous and sequencer and previous.get("sequencer", "") > sequencer:
-        return ignored(removal, "a newer upload of this key was already processed", image_id)
-    current = pipeline.store.head(removal.bucket, removal.key)
+    with _removal_failures(pipeline, removal, image_id, started):
+        previous = pipeline.catalog.get(image_id)
+        if previous and sequencer and previous.get("sequencer", "") > sequencer:
+            return ignored(removal, "a newer upload of this key was already processed", image_id)
+        current = pipeline.store.head(removal.bucket, removal.key)
     if current is not None:
         if previous and previous.get("status") != Status.DELETED.value and _describes(previous, current):
             return ignored(removal, "another version was removed; the recorded one is still current", image_id)
@@ -516,14 +518,15 @@ def remove_source(pipeline: Pipeline, removal: Upload) -> Outcome:
         }
     )
     # Record first, then delete: readers never see renditions listed that are already gone.
-    if not pipeline.catalog.put(tombstone):
-        return ignored(removal, "a newer upload of this key was recorded meanwhile", image_id)
-    pipeline.store.delete(settings.processed_bucket, doomed)  # raises: the event is retried
-    if not pipeline.catalog.put({k: v for k, v in tombstone.items() if k != "removing"}):
-        # Re-uploaded and processed between our record and our delete: its files may be gone.
-        latest = pipeline.catalog.get(image_id) or {}
-        if latest.get("status") == Status.PROCESSED.value:
-            process_upload(pipeline, Upload(removal.bucket, removal.key, REPAIR_EVENT, latest.get("sequencer"), removal.event_time))
+    with _removal_failures(pipeline, removal, image_id, started):
+        if not pipeline.catalog.put(tombstone):
+            return ignored(removal, "a newer upload of this key was recorded meanwhile", image_id)
+        pipeline.store.delete(settings.processed_bucket, doomed)  # raises: the event is retried
+        cleared = pipeline.catalog.put({k: v for k, v in tombstone.items() if k != "removing"})
+        # Not cleared: re-uploaded and processed between our record and our delete; its files may be gone.
+        latest = {} if cleared else pipeline.catalog.get(image_id) or {}
+    if latest.get("status") == Status.PROCESSED.value:
+        process_upload(pipeline, Upload(removal.bucket, removal.key, REPAIR_EVENT, latest.get("sequencer"), removal.event_time))
     details = {"image_id": image_id, "source_bucket": removal.bucket, "source_key": removal.key, "status": Status.DELETED.value}
     _publish(pipeline, "image.deleted", f"Deleted {_short(removal.key)}", {**details, "occurred_at": now})
     observe.emit(
@@ -531,6 +534,32 @@ def remove_source(pipeline: Pipeline, removal: Upload) -> Outcome:
         {"ImagesDeleted": (1, "Count")},
     )
     return Outcome(Status.DELETED.value, removal.key, image_id, record=tombstone)
+
+
+@contextlib.contextmanager
+def _removal_failures(pipeline: Pipeline, removal: Upload, image_id: str, started: float) -> Iterator[None]:
+    """A removal that fails is logged, counted and announced like a failed upload, then
+    re-raised for Lambda's retry: renditions of a deleted source must not linger unnoticed."""
+    try:
+        yield
+    except Exception as exc:
+        details = {
+            "image_id": image_id,
+            "source_bucket": removal.bucket,
+            "source_key": removal.key,
+            "status": Status.FAILED.value,
+            "operation": "remove",
+            "error_code": "internal_error",
+            "error": f"{type(exc).__name__}: {exc}"[:1000],
+        }
+        now = pipeline.clock().isoformat(timespec="milliseconds")
+        _publish(pipeline, "image.failed", f"Failed to remove renditions of {_short(removal.key)}", {**details, "occurred_at": now})
+        observe.emit(
+            {"event": "image.failed", **details, "key": removal.key, "duration_ms": _ms(started)},
+            {"ImagesFailed": (1, "Count")},
+        )
+        log.error("removing the renditions of %s failed; the event will be retried", removal.key, exc_info=exc)
+        raise
 
 
 def _describes(record: Record, source: SourceObject) -> bool:
@@ -699,11 +728,12 @@ def describe_event(message: str, subject: str | None = None) -> tuple[str, str, 
         )
         return (f"Rejected upload: {_short(key)}", text, event_type)
     if event_type == "image.failed":
+        what = "Removing the renditions of a deleted source" if body.get("operation") == "remove" else "Processing"
         text = (
-            f"Processing failed and will be retried automatically.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"
+            f"{what} failed and will be retried automatically.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"
             f"Error: {body.get('error')}\n"
         )
-        return (f"Processing failed: {_short(key)}", text, event_type)
+        return (f"{'Removal' if body.get('operation') == 'remove' else 'Processing'} failed: {_short(key)}", text, event_type)
     if event_type == "image.deleted":
         text = f"A source was deleted and its renditions removed.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"
         return (f"Deleted: {_short(key)}", text, event_type)

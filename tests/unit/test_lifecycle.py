@@ -104,7 +104,7 @@ def test_versioned_bucket_removing_an_old_version_keeps_the_current_one() -> Non
     assert record_of(p)["status"] == "processed"
 
 
-def test_delete_retry_after_a_failed_s3_delete_finishes_the_job() -> None:
+def test_delete_retry_after_a_failed_s3_delete_finishes_the_job(capsys: pytest.CaptureFixture[str]) -> None:
     class DeleteFailsOnce(MemoryObjectStore):
         failures = 1
 
@@ -120,8 +120,17 @@ def test_delete_retry_after_a_failed_s3_delete_finishes_the_job() -> None:
     assert len(written) == 5
     store_of(p).remove("up", KEY)
     removal = Upload("up", KEY, "ObjectRemoved:Delete", sequencer="02")
+    capsys.readouterr()
     with pytest.raises(ConnectionError):
         service.remove_source(p, removal)
+    # The failure is logged, counted and announced (the renditions of a deleted source are
+    # still public until the retry), not only a Lambda traceback.
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert line["event"] == "image.failed" and line["operation"] == "remove" and line["ImagesFailed"] == 1
+    assert line["key"] == KEY and "S3 DeleteObjects timed out" in line["error"]
+    assert isinstance(p.notifier, MemoryNotifier)
+    failed = json.loads(p.notifier.messages[-1].message)
+    assert failed["type"] == "image.failed" and failed["operation"] == "remove" and failed["source_key"] == KEY
     # Readers already see no renditions; the record remembers what still has to go.
     mid = record_of(p)
     assert mid["status"] == "deleted" and mid["renditions"] == [] and set(written) <= set(mid["removing"])

@@ -247,6 +247,7 @@ def test_outcome_line_is_embedded_metric_format(capsys: pytest.CaptureFixture[st
             "nope",
         ),
         ({"type": "image.failed", "source_key": "uploads/x.jpg", "error": "boom"}, True, "boom"),
+        ({"type": "image.failed", "operation": "remove", "source_key": "uploads/x.jpg", "error": "boom"}, True, "Removing the renditions"),
         ({"type": "image.processed", "source_key": "uploads/x.jpg", "renditions": []}, False, ""),
         ({"AlarmName": "errors", "NewStateValue": "ALARM", "NewStateReason": "threshold"}, True, "threshold"),
         ({"AlarmName": "errors", "NewStateReason": "no state given"}, True, "errors: changed state"),
