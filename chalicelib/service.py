@@ -116,11 +116,8 @@ def uploads_from_event(event: object) -> list[Upload]:
     key, wrong types, an `s3:TestEvent`, no records at all) cannot be processed or retried
     into shape: it is reported as `image.ignored` with the reason, never raised.
     """
-    records = event.get("Records") if isinstance(event, Mapping) else None
-    if not isinstance(records, list) or not records:
-        what = event.get("Event") if isinstance(event, Mapping) and event.get("Event") else "an event without S3 records"
-        report_malformed(f"{what}: nothing to process")
-        return []
+    what = event.get("Event") if isinstance(event, Mapping) and event.get("Event") else "an event without S3 records"
+    records = _records(event, f"{what}: nothing to process")
     uploads = []
     for index, record in enumerate(records):
         s3 = record.get("s3") if isinstance(record, Mapping) else None
@@ -147,10 +144,7 @@ def uploads_from_event(event: object) -> list[Upload]:
 
 def sqs_bodies(event: object) -> list[str]:
     """The body of each SQS record; records without a string body are reported."""
-    records = event.get("Records") if isinstance(event, Mapping) else None
-    if not isinstance(records, list):
-        report_malformed("an event without SQS records: nothing to do")
-        return []
+    records = _records(event, "an event without SQS records: nothing to do", empty_ok=True)
     bodies = []
     for index, record in enumerate(records):
         body = record.get("body") if isinstance(record, Mapping) else None
@@ -163,10 +157,7 @@ def sqs_bodies(event: object) -> list[str]:
 
 def sns_messages(event: object) -> list[tuple[str, str | None]]:
     """(message, subject) of each SNS record; records that are not SNS records are reported."""
-    records = event.get("Records") if isinstance(event, Mapping) else None
-    if not isinstance(records, list) or not records:
-        report_malformed("an event without SNS records: nothing to forward")
-        return []
+    records = _records(event, "an event without SNS records: nothing to forward")
     messages = []
     for index, record in enumerate(records):
         sns = record.get("Sns") if isinstance(record, Mapping) else None
@@ -184,6 +175,15 @@ def sns_messages(event: object) -> list[tuple[str, str | None]]:
 # this error_code and counts 1 in EventsMalformed, which infra/monitoring.tf alarms on.
 MALFORMED_EVENT = "malformed_event"
 MALFORMED_METRICS: dict[str, tuple[float, str]] = {"EventsMalformed": (1, "Count")}
+
+
+def _records(event: object, missing: str, *, empty_ok: bool = False) -> list[Any]:
+    """The event's `Records` list; [] (reported as malformed, with `missing`) without one."""
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list) or not (records or empty_ok):
+        report_malformed(missing)
+        return []
+    return records
 
 
 def report_malformed(reason: str, record: object = None) -> None:
@@ -543,22 +543,10 @@ def _removal_failures(pipeline: Pipeline, removal: Upload, image_id: str, starte
     try:
         yield
     except Exception as exc:
-        details = {
-            "image_id": image_id,
-            "source_bucket": removal.bucket,
-            "source_key": removal.key,
-            "status": Status.FAILED.value,
-            "operation": "remove",
-            "error_code": "internal_error",
-            "error": f"{type(exc).__name__}: {exc}"[:1000],
-        }
-        now = pipeline.clock().isoformat(timespec="milliseconds")
-        _publish(pipeline, "image.failed", f"Failed to remove renditions of {_short(removal.key)}", {**details, "occurred_at": now})
-        observe.emit(
-            {"event": "image.failed", **details, "key": removal.key, "duration_ms": _ms(started)},
-            {"ImagesFailed": (1, "Count")},
+        subject = f"Failed to remove renditions of {_short(removal.key)}"
+        _announce_failure(
+            pipeline, removal, image_id, exc, started, subject=subject, doing="removing the renditions of", details={"operation": "remove"}
         )
-        log.error("removing the renditions of %s failed; the event will be retried", removal.key, exc_info=exc)
         raise
 
 
@@ -609,7 +597,7 @@ def _fail(attempt: Attempt, exc: BaseException) -> None:
     """Record, publish and log an unexpected failure; the caller re-raises for a retry."""
     pipeline, upload = attempt.pipeline, attempt.upload
     now = pipeline.clock().isoformat(timespec="milliseconds")
-    error = f"{type(exc).__name__}: {exc}"[:1000]
+    error = _error_text(exc)
 
     def record_failure() -> None:
         previous = pipeline.catalog.get(attempt.image_id)
@@ -625,35 +613,70 @@ def _fail(attempt: Attempt, exc: BaseException) -> None:
         pipeline.catalog.put(_compact(failed))
 
     _best_effort(record_failure, "record the failure")
-    details = {
-        "image_id": attempt.image_id,
+    _announce_failure(
+        pipeline,
+        upload,
+        attempt.image_id,
+        exc,
+        attempt.started,
+        subject=f"Failed {_short(upload.key)}",
+        doing="processing",
+        details={"bytes": attempt.source.size if attempt.source else None},
+        timings=attempt.timings,
+    )
+
+
+def _announce_failure(
+    pipeline: Pipeline,
+    upload: Upload,
+    image_id: str,
+    exc: BaseException,
+    started: float,
+    *,
+    subject: str,
+    doing: str,
+    details: Mapping[str, Any],
+    timings: Mapping[str, float] | None = None,
+) -> None:
+    """Publish `image.failed`, write its outcome line (ImagesFailed) and log the traceback;
+    the caller re-raises for Lambda's retry."""
+    fields = {
+        "image_id": image_id,
         "source_bucket": upload.bucket,
         "source_key": upload.key,
         "status": Status.FAILED.value,
         "error_code": "internal_error",
-        "error": error,
-        "bytes": attempt.source.size if attempt.source else None,
+        "error": _error_text(exc),
+        **details,
     }
-    _publish(pipeline, "image.failed", f"Failed {_short(upload.key)}", {**details, "occurred_at": now})
+    now = pipeline.clock().isoformat(timespec="milliseconds")
+    _publish(pipeline, "image.failed", subject, {**fields, "occurred_at": now})
     observe.emit(
-        {"event": "image.failed", **details, "key": upload.key, "duration_ms": _ms(attempt.started), **attempt.timings},
+        {"event": "image.failed", **fields, "key": upload.key, "duration_ms": _ms(started), **(timings or {})},
         {"ImagesFailed": (1, "Count")},
     )
-    log.error("processing %s failed; the event will be retried", upload.key, exc_info=exc)
+    log.error("%s %s failed; the event will be retried", doing, upload.key, exc_info=exc)
 
 
-def ignored(upload: Upload, reason: str, image_id: str | None = None) -> Outcome:
-    observe.emit({"event": "image.ignored", "status": "ignored", "image_id": image_id, "key": upload.key, "reason": reason}, {})
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def ignored(upload: Upload, reason: str, image_id: str | None = None, *, malformed: Mapping[str, str] | None = None) -> Outcome:
+    """Nothing to do for this event. `malformed` (extra fields) marks one no retry can fix:
+    it is counted in EventsMalformed as well."""
+    fields = {"event": "image.ignored", "status": "ignored", "image_id": image_id, "key": upload.key, "reason": reason}
+    if malformed is None:
+        observe.emit(fields, {})
+    else:
+        observe.emit({**fields, "error_code": MALFORMED_EVENT, **malformed}, MALFORMED_METRICS)
     return Outcome("ignored", upload.key, image_id, reason=reason)
 
 
 def _foreign(upload: Upload, settings: Settings) -> Outcome:
     """An event naming another bucket: only a misconfigured trigger (or a hand-made event)
     sends one, so it is reported and counted like a malformed event, naming the bucket."""
-    reason = f"not in UPLOAD_BUCKET {settings.upload_bucket!r}"
-    fields = {"event": "image.ignored", "status": "ignored", "image_id": None, "key": upload.key, "reason": reason}
-    observe.emit({**fields, "error_code": MALFORMED_EVENT, "bucket": upload.bucket}, MALFORMED_METRICS)
-    return Outcome("ignored", upload.key, None, reason=reason)
+    return ignored(upload, f"not in UPLOAD_BUCKET {settings.upload_bucket!r}", malformed={"bucket": upload.bucket})
 
 
 def _tag(pipeline: Pipeline, source: SourceObject, status: Status, when: str) -> None:
@@ -728,12 +751,13 @@ def describe_event(message: str, subject: str | None = None) -> tuple[str, str, 
         )
         return (f"Rejected upload: {_short(key)}", text, event_type)
     if event_type == "image.failed":
-        what = "Removing the renditions of a deleted source" if body.get("operation") == "remove" else "Processing"
+        removal = body.get("operation") == "remove"
+        what = "Removing the renditions of a deleted source" if removal else "Processing"
         text = (
             f"{what} failed and will be retried automatically.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"
             f"Error: {body.get('error')}\n"
         )
-        return (f"{'Removal' if body.get('operation') == 'remove' else 'Processing'} failed: {_short(key)}", text, event_type)
+        return (f"{'Removal' if removal else 'Processing'} failed: {_short(key)}", text, event_type)
     if event_type == "image.deleted":
         text = f"A source was deleted and its renditions removed.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"
         return (f"Deleted: {_short(key)}", text, event_type)

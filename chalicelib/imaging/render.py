@@ -114,7 +114,7 @@ def render(
     source = SourceInfo(format=source_format, width=display[0], height=display[1], mode=image.mode, frames=frames, camera=camera)
 
     if not plans:  # every preset is wider than the source: nothing to make, but corrupt data is still refused
-        codec.load(image)
+        codec.load(image, (1, 1))  # the whole stream is still read; a JPEG at 1/8 scale
         return RenderResult(source, (), tuple(skipped), tuple(notes))
     base = codec.load(image, _draft_request(plans, transposed))
     if base.mode not in _RESAMPLE_MODES:
