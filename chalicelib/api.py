@@ -27,11 +27,11 @@ from typing import Any
 from urllib.parse import quote
 
 from chalicelib.catalog import Catalog, Record, index_for
+from chalicelib.keys import image_id_for
 from chalicelib.links import Links
 from chalicelib.models import Status
 from chalicelib.presets import Profile
 from chalicelib.probe import Probe
-from chalicelib.service import image_id_for
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStore
 

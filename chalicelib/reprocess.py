@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from chalicelib import observe, service
+from chalicelib import keys, observe, service
 from chalicelib.catalog import Record
 from chalicelib.models import Status, Upload
 from chalicelib.storage import SourceLister
@@ -96,7 +96,7 @@ def reprocess_one(pipeline: service.Pipeline, job: Job) -> service.Outcome:
     The upload runs under the record's own sequencer, so an S3 event for a newer upload,
     which carries a larger one, always wins over a reprocess of the older content.
     """
-    image_id = service.image_id_for(job.key)
+    image_id = keys.image_id_for(job.key)
     record = pipeline.catalog.get(image_id)
     if up_to_date(record, pipeline.profile.version):
         upload = Upload(job.bucket, job.key, REPROCESS_EVENT)
@@ -189,20 +189,20 @@ def run(
         return progress
     pages = 0
     while max_batches is None or pages < max_batches:
-        keys, more = lister.list_keys(settings.upload_bucket, settings.upload_prefix, start_after=progress.cursor, limit=batch_size)
+        listed, more = lister.list_keys(settings.upload_bucket, settings.upload_prefix, start_after=progress.cursor, limit=batch_size)
         jobs = []
-        for key in keys:
+        for key in listed:
             if key.endswith("/"):
                 continue  # folder markers are not images
-            if up_to_date(pipeline.catalog.get(service.image_id_for(key)), pipeline.profile.version):
+            if up_to_date(pipeline.catalog.get(keys.image_id_for(key)), pipeline.profile.version):
                 progress.skipped += 1
             else:
                 jobs.append(Job(settings.upload_bucket, key, pipeline.profile.version))
         progress.failed += submit(jobs) if jobs else 0
         progress.submitted += len(jobs)
-        progress.listed += len(keys)
+        progress.listed += len(listed)
         progress.batches += 1
-        progress.cursor = keys[-1] if keys else progress.cursor
+        progress.cursor = listed[-1] if listed else progress.cursor
         progress.done = not more
         pages += 1
         save_progress(cursor_file, progress)

@@ -4,7 +4,6 @@ adapters come in as arguments (see storage, catalog, notify)."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import threading
@@ -19,6 +18,7 @@ from urllib.parse import quote, unquote_plus
 from chalicelib import observe
 from chalicelib.catalog import Catalog, Record, sequencer_order
 from chalicelib.imaging import codec, render
+from chalicelib.keys import image_id_for, output_folder, source_stem, truncate_utf8
 from chalicelib.models import ErrorCode, RejectedInput, Rendition, SourceChanged, SourceObject, Status, StoredRendition, Upload
 from chalicelib.notify import Notifier
 from chalicelib.presets import Profile
@@ -27,10 +27,7 @@ from chalicelib.storage import ObjectStore
 
 log = logging.getLogger("image_pipeline")
 
-MAX_KEY_BYTES = 1024
 REPAIR_EVENT = "Pipeline:Repair"  # event_name of a re-render after losing a race (see _yield_to_newer)
-_BY_ID = "_by-id/"  # output folder for source keys that cannot be mirrored safely
-_STEM_BYTES = 120
 
 
 def _now() -> datetime:
@@ -62,47 +59,6 @@ class Outcome:
     reason: str | None = None
     record: Record | None = None
     renditions: tuple[StoredRendition, ...] = field(default=())
-
-
-# --- keys ---------------------------------------------------------------------------------
-
-
-def image_id_for(source_key: str) -> str:
-    """Deterministic id of a source key (clients can compute it too)."""
-    return hashlib.sha256(source_key.encode("utf-8")).hexdigest()[:32]
-
-
-def _truncate_utf8(text: str, limit: int) -> str:
-    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
-
-
-def source_stem(source_key: str) -> str:
-    name = source_key.rsplit("/", 1)[-1]
-    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    return _truncate_utf8(stem or "image", _STEM_BYTES)
-
-
-def _mirrorable(relative: str) -> bool:
-    if not relative or relative.startswith(_BY_ID) or "\\" in relative:
-        return False
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in relative):
-        return False
-    return all(part not in ("", ".", "..") for part in relative.split("/"))
-
-
-def output_folder(settings: Settings, source_key: str) -> str:
-    """Where a source's renditions go: `<OUTPUT_PREFIX><source key minus UPLOAD_PREFIX>/`.
-
-    Keys that are not clean relative paths (`..`, empty segments, control characters) or
-    too long to fit go to `<OUTPUT_PREFIX>_by-id/<image_id>/` instead, so no output escapes
-    its prefix, every key fits S3's 1,024 bytes, and two sources never share a folder.
-    """
-    relative = source_key[len(settings.upload_prefix) :] if source_key.startswith(settings.upload_prefix) else source_key
-    folder = f"{settings.output_prefix}{relative}/"
-    # Leave room for the longest file name a preset can produce (stem + suffix).
-    if _mirrorable(relative) and len(folder.encode("utf-8")) + _STEM_BYTES + 40 <= MAX_KEY_BYTES:
-        return folder
-    return f"{settings.output_prefix}{_BY_ID}{image_id_for(source_key)}/"
 
 
 # --- processing ---------------------------------------------------------------------------
@@ -812,7 +768,7 @@ def _fit_message(text: str) -> str:
     if len(data) <= SNS_MESSAGE_BYTES:
         return text
     note = f"\n\n[cut: the message was {len(data):,} bytes, over SNS's {SNS_MESSAGE_BYTES:,}]"
-    return _truncate_utf8(text, SNS_MESSAGE_BYTES - len(note.encode("utf-8"))) + note
+    return truncate_utf8(text, SNS_MESSAGE_BYTES - len(note.encode("utf-8"))) + note
 
 
 def _human_bytes(value: object) -> str:

@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote_plus
 
+from chalicelib.keys import output_folder
 from chalicelib.local.outbox import write_atomically
 from chalicelib.local.relay import LAMBDA_ASYNC_RETRIES, DeadLetter
 from chalicelib.local.resources import Route
-from chalicelib.service import output_folder
 from chalicelib.settings import Settings
 
 NOTE_SUFFIXES = (".rejected.txt", ".failed.txt")
 
 
 def outbox_folder(settings: Settings, outbox: Path, source_key: str) -> Path:
-    """The outbox folder holding a source's renditions (mirrors service.output_folder)."""
+    """The outbox folder holding a source's renditions (mirrors keys.output_folder)."""
     return outbox / output_folder(settings, source_key)[len(settings.output_prefix) :].rstrip("/")
 
 

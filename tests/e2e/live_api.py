@@ -61,7 +61,7 @@ def seed(aws: str, count: int) -> list[str]:
     """`count` catalog records (every third one rejected) with their rendition objects, so
     the read and delete routes have something to find. Returns the image ids."""
     from chalicelib.catalog import DynamoCatalog
-    from chalicelib.service import image_id_for
+    from chalicelib.keys import image_id_for
 
     kwargs = {"endpoint_url": aws, "region_name": "us-east-1"}
     s3 = boto3.client("s3", **kwargs)

@@ -22,7 +22,7 @@ import boto3
 import pytest
 from PIL import Image
 
-from chalicelib.service import image_id_for
+from chalicelib.keys import image_id_for
 from tests.conftest import CORPUS, DEV_ENV, FIXTURES, ROOT
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import requests
 from chalice.test import Client
 
 from chalicelib.catalog import DynamoCatalog
-from chalicelib.service import image_id_for
+from chalicelib.keys import image_id_for
 from tests.conftest import fixture_bytes, moto_stack
 
 JSON = {"Content-Type": "application/json"}

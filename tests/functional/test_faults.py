@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from chalice.test import Client
 
 from chalicelib import aws as aws_clients
-from chalicelib.service import image_id_for
+from chalicelib.keys import image_id_for
 from tests.conftest import drain, fixture_bytes
 from tests.functional.test_handlers import catalog_item, processed_keys
 

@@ -9,7 +9,7 @@ from urllib.parse import quote_plus
 import pytest
 from chalice.test import Client
 
-from chalicelib.service import image_id_for
+from chalicelib.keys import image_id_for
 from tests.conftest import drain, fixture_bytes
 from tests.imagetools import metadata_markers, open_bytes
 

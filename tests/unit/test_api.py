@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from chalicelib import api
 from chalicelib.catalog import MemoryCatalog
+from chalicelib.keys import image_id_for
 from chalicelib.links import FakeLinks
 from chalicelib.presets import load_profile
 from chalicelib.probe import FakeProbe
-from chalicelib.service import image_id_for
 from chalicelib.settings import Settings, SettingsError
 from chalicelib.storage import MemoryObjectStore
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageCms
 
-from chalicelib import service
+from chalicelib import keys, service
 from chalicelib.imaging import codec
 from chalicelib.models import ErrorCode, RejectedInput, Upload
 from chalicelib.presets import CLASSIC, WEB
@@ -40,7 +40,7 @@ def test_every_hostile_or_odd_upload_gets_a_typed_recorded_outcome(name: str, ca
     key = f"uploads/hostile/{name}"
     store.add("up", key, data)
     outcome = service.process_upload(p, Upload("up", key, sequencer="01"))  # never raises for bad input
-    record = p.catalog.get(service.image_id_for(key))
+    record = p.catalog.get(keys.image_id_for(key))
     assert record is not None
     [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     if expected == hostile.OK:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import reprocess, service
+from chalicelib import keys, reprocess, service
 from chalicelib.catalog import MemoryCatalog
 from chalicelib.models import Upload
 from chalicelib.notify import MemoryNotifier
@@ -19,7 +19,7 @@ from tests.conftest import fixture_bytes
 from tests.unit.test_service import make_pipeline, upload
 
 KEY = "uploads/cat.jpg"
-ID = service.image_id_for(KEY)
+ID = keys.image_id_for(KEY)
 
 
 def store_of(p: service.Pipeline) -> MemoryObjectStore:
@@ -28,7 +28,7 @@ def store_of(p: service.Pipeline) -> MemoryObjectStore:
 
 
 def record_of(p: service.Pipeline, key: str = KEY) -> dict[str, Any]:
-    record = p.catalog.get(service.image_id_for(key))
+    record = p.catalog.get(keys.image_id_for(key))
     assert record is not None
     return record
 

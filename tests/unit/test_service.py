@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import service
+from chalicelib import keys, service
 from chalicelib.catalog import MemoryCatalog
 from chalicelib.models import Upload
 from chalicelib.notify import MemoryNotifier
@@ -38,15 +38,15 @@ def upload(p: service.Pipeline, key: str, data: bytes, sequencer: str = "0A") ->
 
 
 @pytest.mark.parametrize(
-    "keys",
+    "source_keys",
     [
         ["uploads/a/photo.jpg", "uploads/b/photo.jpg", "uploads/a/photo.png"],
         ["uploads/x y.jpg", "uploads/x+y.jpg", "uploads/x%20y.jpg", "uploads/ünï cødé 写真.jpg"],
     ],
 )
-def test_different_sources_never_share_output_keys(keys: list[str]) -> None:
-    folders = {service.output_folder(SETTINGS, k) for k in keys}
-    assert len(folders) == len(keys)
+def test_different_sources_never_share_output_keys(source_keys: list[str]) -> None:
+    folders = {keys.output_folder(SETTINGS, k) for k in source_keys}
+    assert len(folders) == len(source_keys)
     assert all(f.startswith("renditions/") for f in folders)
 
 
@@ -55,8 +55,8 @@ def test_different_sources_never_share_output_keys(keys: list[str]) -> None:
     ["uploads/../../etc/passwd.jpg", "uploads/a//b.jpg", "uploads/./x.jpg", "uploads/_by-id/abc/photo.jpg", "uploads/tab\there.jpg"],
 )
 def test_unsafe_keys_go_to_a_hashed_folder(key: str) -> None:
-    folder = service.output_folder(SETTINGS, key)
-    assert folder == f"renditions/_by-id/{service.image_id_for(key)}/"
+    folder = keys.output_folder(SETTINGS, key)
+    assert folder == f"renditions/_by-id/{keys.image_id_for(key)}/"
 
 
 def test_longest_source_key_gives_valid_output_keys() -> None:
@@ -86,7 +86,7 @@ def test_keys_are_mirrored_under_the_output_prefix() -> None:
 def test_processed_record_and_event() -> None:
     p = make_pipeline()
     outcome = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_6.jpg"))
-    record = p.catalog.get(service.image_id_for("uploads/cat.jpg"))
+    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
     assert record is not None and record == outcome.record
     assert record["status"] == "processed"
     assert (record["width"], record["height"]) == (600, 450)
@@ -115,7 +115,7 @@ def test_older_event_never_clobbers_newer_result() -> None:
     upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"), sequencer="0005B")
     late = service.process_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0004F"))
     assert late.status == "ignored"
-    record = p.catalog.get(service.image_id_for("uploads/cat.jpg"))
+    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
     assert record is not None and record["sequencer"].endswith("5B")
 
 
@@ -127,7 +127,7 @@ def test_rejected_overwrite_removes_previous_renditions() -> None:
     assert bad.status == "rejected"
     assert isinstance(p.store, MemoryObjectStore)
     assert p.store.keys("out") == []
-    record = p.catalog.get(service.image_id_for("uploads/cat.jpg"))
+    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
     assert record is not None and record["status"] == "rejected" and record["renditions"] == []
 
 
@@ -169,7 +169,7 @@ def test_failed_rendition_upload_leaves_no_partial_outputs_and_raises() -> None:
     with pytest.raises(ConnectionError):
         upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
-    record = p.catalog.get(service.image_id_for("uploads/cat.jpg"))
+    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
     assert record is not None and record["status"] == "failed" and record["renditions"] == []
     assert isinstance(p.notifier, MemoryNotifier)
     assert [m.attributes["event_type"] for m in p.notifier.messages] == ["image.failed"]
@@ -194,7 +194,7 @@ def test_encoder_failure_after_some_renditions_were_written_removes_them(monkeyp
     with pytest.raises(MemoryError):
         upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
-    record = p.catalog.get(service.image_id_for("uploads/cat.jpg"))
+    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
     assert record is not None and record["status"] == "failed"
 
 
@@ -219,7 +219,7 @@ def test_publish_failure_never_loses_a_processed_image(capsys: pytest.CaptureFix
     p = make_pipeline(notifier=DeadNotifier())
     outcome = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert outcome.status == "processed"
-    assert p.catalog.get(service.image_id_for("uploads/cat.jpg")) is not None
+    assert p.catalog.get(keys.image_id_for("uploads/cat.jpg")) is not None
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert any(line.get("event") == "publish.failed" and line.get("PublishFailures") == 1 for line in lines)
 
@@ -301,7 +301,7 @@ def test_events_for_another_bucket_are_ignored() -> None:
         outcome = handle(p, Upload("someone-else", "uploads/cat.jpg", sequencer="FF"))
         assert outcome.status == "ignored" and "UPLOAD_BUCKET" in (outcome.reason or "")
     assert {k: v.data for k, v in p.store.buckets["out"].items()} == before
-    assert (p.catalog.get(service.image_id_for("uploads/cat.jpg")) or {})["status"] == "processed"
+    assert (p.catalog.get(keys.image_id_for("uploads/cat.jpg")) or {})["status"] == "processed"
 
 
 def test_each_malformed_record_counts_once_in_events_malformed(capsys: pytest.CaptureFixture[str]) -> None:
