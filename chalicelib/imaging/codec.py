@@ -29,6 +29,7 @@ from PIL import (
     WebPImagePlugin,
 )
 
+from chalicelib.imaging import heif, nclx
 from chalicelib.models import ErrorCode, RejectedInput
 
 try:  # AVIF decoding exists only where the Pillow wheel was built with libavif.
@@ -41,7 +42,8 @@ except ImportError:  # pragma: no cover - depends on the wheel
 # Keep the plugin modules referenced: importing them registers the decoders we allow.
 _PLUGINS = (BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin)
 
-ALLOWED_FORMATS: frozenset[str] = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP"} | ({"AVIF"} if _AVIF else set()))
+# HEIF is decoded by pi-heif, imported on the first HEIF upload (see imaging/heif.py).
+ALLOWED_FORMATS: frozenset[str] = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "HEIF"} | ({"AVIF"} if _AVIF else set()))
 
 # Errors Pillow raises for malformed files. TIFF's decoder can raise TypeError/KeyError,
 # PNG chunks ValueError, truncated data OSError/EOFError, the AVIF plugin RuntimeError
@@ -79,8 +81,8 @@ def sniff_format(data: bytes) -> str | None:
         return "TIFF"
     if head[:2] == b"BM" and len(head) >= 26:
         return "BMP"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
-        return "AVIF"
+    if head[4:8] == b"ftyp":  # ISO-BMFF: HEIF or AVIF by the brands, not by the name
+        return heif.brand(data[:4096])
     return None
 
 
@@ -101,12 +103,8 @@ _FOREIGN_SIGNATURES = {
 }
 # 12-byte signature boxes of ISO-style containers that are not ISO media (no `ftyp` at 4).
 _FOREIGN_BOXES = {b"\x00\x00\x00\x0cjP  \r\n\x87\n": "JPEG 2000", b"\x00\x00\x00\x0cJXL \r\n\x87\n": "JPEG XL"}
-# `ftyp` brands people upload, with the reason given: HEIC is every iPhone photo by default.
+# `ftyp` brands people upload that are not images we decode, with the reason given.
 _ISO_BRANDS = {
-    **dict.fromkeys(
-        (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"),
-        "HEIC/HEIF files are not accepted: export or share the photo as JPEG",
-    ),
     b"crx ": "Canon CR3 raw files are not accepted",
     **dict.fromkeys((b"isom", b"iso2", b"mp41", b"mp42", b"qt  ", b"M4V "), "MP4/QuickTime video is not accepted"),
 }
@@ -131,13 +129,7 @@ def _describe_unknown(data: bytes) -> RejectedInput:
 
 def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
     """Open lazily (header only) and enforce format, pixel and frame limits before decoding."""
-    if not data:
-        raise RejectedInput(ErrorCode.EMPTY_FILE, "the file is empty")
-    fmt = sniff_format(data)
-    if fmt is None:
-        raise _describe_unknown(data)
-    if fmt not in ALLOWED_FORMATS:
-        raise RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, f"{fmt} is not supported by this build")
+    fmt = _identify(data, limits)
     # Pillow checks its own bomb limit inside open(); align it with ours so its warning zone
     # (between 1x and 2x MAX_IMAGE_PIXELS) cannot be reached unchecked.
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
@@ -167,9 +159,38 @@ def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
             ErrorCode.TOO_MANY_PIXELS,
             f"{width}x{height} = {width * height:,} pixels exceeds the limit of {limits.max_pixels:,}",
         )
-    _check_frames(image, data, fmt, limits)
+    if fmt != "HEIF":  # a HEIF collection (burst, Live Photo): only the primary image is read
+        _check_frames(image, data, fmt, limits)
     _check_scans(data, fmt)
     return image
+
+
+def _identify(data: bytes, limits: DecodeLimits) -> str:
+    """The one format Pillow will be asked to open, from the content."""
+    if not data:
+        raise RejectedInput(ErrorCode.EMPTY_FILE, "the file is empty")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise _describe_unknown(data)
+    if fmt not in ALLOWED_FORMATS:
+        raise RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, f"{fmt} is not supported by this build")
+    if fmt == "HEIF":
+        _check_heif_header(data, limits)
+    return fmt
+
+
+def _check_heif_header(data: bytes, limits: DecodeLimits) -> None:
+    """The primary image's declared size (`ispe`) within the pixel limit, read from the box
+    headers before libheif parses or decodes anything; then pi-heif is loaded."""
+    width, height = heif.primary_size(data)
+    if width <= 0 or height <= 0:
+        raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"HEIF declares an empty canvas {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise RejectedInput(
+            ErrorCode.TOO_MANY_PIXELS,
+            f"HEIF declares {width}x{height} = {width * height:,} pixels, over the limit of {limits.max_pixels:,}",
+        )
+    heif.register()
 
 
 def _jpeg_precision(data: bytes) -> int | None:
@@ -294,6 +315,10 @@ def load(image: Image.Image, draft_size: tuple[int, int] | None = None) -> Image
         image.load()
     except _DECODE_ERRORS as exc:
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{image.format} data is corrupt or truncated: {exc}") from None
+    nclx_profile = image.info.get("nclx_profile") if image.format == "HEIF" and not image.info.get("icc_profile") else None
+    # Colour given as nclx code points (no ICC): the equivalent profile, converted as for JPEG.
+    if isinstance(nclx_profile, dict) and (icc := nclx.icc_for(nclx_profile)) is not None:
+        image.info["icc_profile"] = icc
     return image
 
 

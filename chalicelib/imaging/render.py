@@ -105,7 +105,7 @@ def render(
     """
     image = codec.open_image(data, limits)
     source_format = "JPEG" if image.format == "MPO" else str(image.format)
-    frames = int(getattr(image, "n_frames", 1) or 1)
+    frames = 1 if source_format == "HEIF" else int(getattr(image, "n_frames", 1) or 1)  # HEIF: the primary image only
     camera = steps.camera_summary(image)
     orientation = steps.exif_orientation(image)
     transposed = orientation in (5, 6, 7, 8)

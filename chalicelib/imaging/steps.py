@@ -27,6 +27,10 @@ def exif_orientation(image: Image.Image) -> int:
         # Pillow applies a TIFF's own Orientation tag itself: `size` is already the upright
         # size and load() transposes the pixels. Applying it again rotated TIFFs twice.
         return 1
+    if image.format == "HEIF":
+        # libheif applies the container's irot/imir while decoding; the EXIF tag describes the
+        # stored pixels, so applying it too would turn a phone photo twice.
+        return 1
     try:
         value = image.getexif().get(_EXIF_ORIENTATION, 1)
         return int(value) if int(value) in range(1, 9) else 1
