@@ -103,10 +103,15 @@ class Rendition:
     width: int
     height: int
     data: bytes = field(repr=False)
+    frames: int = 1  # over 1: an animated rendition (animated WebP)
 
     @property
     def size(self) -> int:
         return len(self.data)
+
+    @property
+    def animated(self) -> bool:
+        return self.frames > 1
 
 
 @dataclass(frozen=True)

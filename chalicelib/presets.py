@@ -11,12 +11,13 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 Fit = Literal["within", "cover"]
-Format = Literal["JPEG", "WEBP", "PNG"]
+Format = Literal["JPEG", "WEBP", "PNG", "AVIF"]
 
 FORMATS: dict[str, tuple[str, str]] = {  # format -> (extension, content type)
     "JPEG": ("jpg", "image/jpeg"),
     "WEBP": ("webp", "image/webp"),
     "PNG": ("png", "image/png"),
+    "AVIF": ("avif", "image/avif"),
 }
 _FITS = ("within", "cover")
 
@@ -36,6 +37,8 @@ class Preset:
     `within` scales to fit inside the box (either side may be None); `cover` fills the box
     and centre-crops. Neither ever upscales: a `within` preset wider than the source is
     skipped unless `always` is set, in which case it is produced at source size.
+    An `animated` preset (WebP, `within`) is made only from an animated source, with every
+    frame; still sources, and ANIMATION=still, leave it out.
     """
 
     name: str
@@ -47,6 +50,7 @@ class Preset:
     filename: str = "{name}.{ext}"  # may use {stem}, {name}, {ext}
     always: bool = False
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    animated: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -68,11 +72,16 @@ class Preset:
             self.filename.format(stem="x", name="x", ext="x")
         except (KeyError, IndexError, ValueError):
             raise PresetError(f"preset {self.name!r}: filename {self.filename!r} may use only {{stem}}, {{name}}, {{ext}}") from None
-        if not isinstance(self.always, bool):
-            raise PresetError(f"preset {self.name!r}: always must be true or false")
+        self._check_flags()
         if not isinstance(self.options, Mapping):
             raise PresetError(f"preset {self.name!r}: options must be an object")
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    def _check_flags(self) -> None:
+        if not isinstance(self.always, bool) or not isinstance(self.animated, bool):
+            raise PresetError(f"preset {self.name!r}: always and animated must be true or false")
+        if self.animated and (self.format != "WEBP" or self.fit != "within"):
+            raise PresetError(f"preset {self.name!r}: animated presets are WEBP with fit 'within'")
 
     @property
     def extension(self) -> str:
@@ -86,13 +95,16 @@ class Preset:
         return self.filename.format(stem=stem, name=self.name, ext=self.extension)
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {"options": dict(self.options)}
+        values = {f.name: getattr(self, f.name) for f in fields(self)} | {"options": dict(self.options)}
+        if not self.animated:  # absent when off: profiles without animation keep their version
+            del values["animated"]
+        return values
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preset:
         if not isinstance(data, Mapping):
             raise PresetError(f"a preset must be an object, not {data!r}")
-        known = {"name", "format", "width", "height", "fit", "quality", "filename", "always", "options"}
+        known = {"name", "format", "width", "height", "fit", "quality", "filename", "always", "options", "animated"}
         unknown = set(data) - known
         if unknown:
             raise PresetError(f"unknown preset fields {sorted(unknown)}")

@@ -48,7 +48,7 @@ ALLOWED_FORMATS: frozenset[str] = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF"
 # Errors Pillow raises for malformed files. TIFF's decoder can raise TypeError/KeyError,
 # PNG chunks ValueError, truncated data OSError/EOFError, the AVIF plugin RuntimeError
 # ("Failed to decode frame 0", found by the fuzz test): all mean "corrupt input".
-_DECODE_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, SyntaxError, RuntimeError, struct.error)
+DECODE_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, SyntaxError, RuntimeError, struct.error)
 
 # Pillow's own text/ICC chunk limits, tightened: a zTXt or iCCP bomb must not inflate.
 PngImagePlugin.MAX_TEXT_CHUNK = 1024 * 1024
@@ -60,10 +60,17 @@ _TEXT_LIMIT = "1 MiB per chunk / 4 MiB in all"
 MAX_JPEG_SCANS = 256
 
 
+DEFAULT_MAX_ANIMATION_PIXELS = 400_000_000
+
+
 @dataclass(frozen=True)
 class DecodeLimits:
+    """What a source may be, and how much of it is decoded."""
+
     max_pixels: int
     max_frames: int
+    max_animation_pixels: int = DEFAULT_MAX_ANIMATION_PIXELS  # frames x width x height of a kept animation
+    keep_animation: bool = True  # ANIMATION=keep: animated sources also get animated renditions
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -147,7 +154,7 @@ def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
         if fmt == "JPEG" and (bits := _jpeg_precision(data)) not in (None, 8):
             raise RejectedInput(ErrorCode.UNSUPPORTED_FORMAT, f"{bits}-bit JPEG is not supported: save it as 8-bit") from None
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"looks like {fmt} but its header cannot be read") from None
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         if "MAX_TEXT" in str(exc):  # zTXt/iTXt/iCCP chunks that inflate past the limits above
             raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"PNG metadata chunks inflate past {_TEXT_LIMIT}: refused as a bomb") from None
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} header is corrupt: {exc}") from None
@@ -230,10 +237,10 @@ def _check_frames(image: Image.Image, data: bytes, fmt: str, limits: DecodeLimit
     # Pillow cannot parse (TIFF raises KeyError, TypeError, SyntaxError there) is corrupt input.
     try:
         frames = int(getattr(image, "n_frames", 1) or 1)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} has a corrupt frame or page: {exc}") from None
     finally:
-        with contextlib.suppress(*_DECODE_ERRORS):
+        with contextlib.suppress(*DECODE_ERRORS):
             image.seek(0)
     if frames > limits.max_frames:
         raise RejectedInput(ErrorCode.TOO_MANY_FRAMES, f"{frames} frames exceeds the limit of {limits.max_frames} (MAX_FRAMES)")
@@ -313,7 +320,7 @@ def load(image: Image.Image, draft_size: tuple[int, int] | None = None) -> Image
         if draft_size is not None and image.format in ("JPEG", "MPO"):
             image.draft("RGB" if image.mode in ("RGB", "YCbCr") else image.mode, draft_size)
         image.load()
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{image.format} data is corrupt or truncated: {exc}") from None
     nclx_profile = image.info.get("nclx_profile") if image.format == "HEIF" and not image.info.get("icc_profile") else None
     # Colour given as nclx code points (no ICC): the equivalent profile, converted as for JPEG.
@@ -336,6 +343,8 @@ def encode(image: Image.Image, fmt: str, quality: int, options: dict[str, object
             image.save(out, "WEBP", quality=quality, exif=b"", xmp=b"", icc_profile=b"", **params)
         elif fmt == "PNG":
             image.save(out, "PNG", icc_profile=None, **params)
+        elif fmt == "AVIF":
+            image.save(out, "AVIF", quality=quality, exif=b"", xmp=b"", icc_profile=b"", **params)
         else:  # pragma: no cover - presets validate formats
             raise ValueError(f"cannot encode {fmt}")
         if isinstance(out, io.BytesIO):

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from chalicelib.imaging import codec, steps
+from chalicelib.imaging import animation, codec, steps
 from chalicelib.models import Rendition, SourceInfo
 from chalicelib.presets import Preset, Profile
 
 # Largest side each output format can hold. Over it the rendition is scaled down to fit.
-MAX_SIDE = {"WEBP": 16383, "JPEG": 65500, "PNG": 1 << 31}
+MAX_SIDE = {"WEBP": 16383, "JPEG": 65500, "PNG": 1 << 31, "AVIF": 16384}
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ def plan(profile: Profile, source: tuple[int, int]) -> tuple[list[Plan], list[st
     skipped: list[str] = []
     notes: list[str] = []
     for preset in profile.presets:
+        if preset.animated:  # planned by animation.plan, for animated sources only
+            continue
         if preset.fit == "cover":
             assert preset.width and preset.height
             box = steps.cover_box(source, (preset.width, preset.height))
@@ -111,11 +113,13 @@ def render(
     transposed = orientation in (5, 6, 7, 8)
     display = steps.displayed_size(image)
     plans, skipped, notes = plan(profile, display)
+    moving = _animated_targets(image, profile, display, limits, skipped)
     source = SourceInfo(format=source_format, width=display[0], height=display[1], mode=image.mode, frames=frames, camera=camera)
 
     if not plans:  # every preset is wider than the source: nothing to make, but corrupt data is still refused
         codec.load(image, (1, 1))  # the whole stream is still read; a JPEG at 1/8 scale
-        return RenderResult(source, (), tuple(skipped), tuple(notes))
+        moved = animation.render(data, source_format, moving, stem, on_rendition) if moving else []
+        return RenderResult(source, tuple(moved), tuple(skipped), tuple(notes))
     base = codec.load(image, _draft_request(plans, transposed))
     if base.mode not in _RESAMPLE_MODES:
         base = steps.to_srgb(base)  # palette, alpha, 16-bit: normalise before any resampling
@@ -126,7 +130,23 @@ def render(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+    if moving:  # after the stills: their poster is frame 0 of the image decoded above
+        renditions += tuple(animation.render(data, source_format, moving, stem, on_rendition))
     return RenderResult(source, renditions, tuple(skipped), tuple(notes))
+
+
+def _animated_targets(
+    image: Image.Image, profile: Profile, display: tuple[int, int], limits: codec.DecodeLimits, skipped: list[str]
+) -> list[animation.Target]:
+    """The animated renditions this source gets: none for a still, or with ANIMATION=still.
+    The total-pixels budget is checked here, before any frame is decoded."""
+    presets = [p for p in profile.presets if p.animated]
+    if not presets or not limits.keep_animation or not animation.is_animated(image):
+        return []
+    animation.check_budget(image, limits.max_animation_pixels)
+    targets, too_small = animation.plan(presets, display)
+    skipped.extend(too_small)
+    return targets
 
 
 # Modes that resample correctly as decoded; colour and orientation are applied afterwards.
