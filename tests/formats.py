@@ -102,7 +102,7 @@ def gif_disposal_transparency() -> tuple[bytes, list[Image.Image]]:
     expected.append(after)
     # Written block by block: Pillow's writer would optimise the frames into other rectangles.
     palette = bytes((0, 0, 255, 255, 0, 0, 0, 255, 0, 0, 0, 0))  # 0 blue, 1 red, 2 green, 3 transparent
-    out = bytearray(b"GIF89a" + struct.pack("<HHBBB", *size, 0x81, 0, 0) + palette + bytes(12))
+    out = bytearray(b"GIF89a" + struct.pack("<HHBBB", *size, 0x81, 0, 0) + palette)
     out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
     out += _gif_frame((0, 0, *size), 0, disposal=1, delay=10)
     # Frame 1 names a transparent index (as GIF tools write it): its disposal then clears to

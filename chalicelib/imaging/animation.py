@@ -12,10 +12,11 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from PIL import Image, _webp
 
-from chalicelib.imaging import apng, codec, steps
+from chalicelib.imaging import apng, codec, gif, steps
 from chalicelib.models import ErrorCode, RejectedInput, Rendition
 from chalicelib.presets import Preset
 
@@ -80,11 +81,12 @@ def loop_count(image: Image.Image) -> int:
 
 
 def frames(image: Image.Image, data: bytes) -> Iterator[Frame]:
-    """The composited frames, one at a time. APNG is composited here (Pillow's blend OVER
-    lost alpha and its "previous" disposal kept the blended canvas); GIF and WebP by Pillow
-    and libwebp's WebPAnimDecoder."""
-    if image.format == "PNG":
-        yield from (Frame(canvas, duration) for canvas, duration in apng.frames(data))
+    """The composited frames, one at a time. GIF and APNG are composited here, as browsers do
+    (see gif.py and apng.py for what Pillow's own compositing got wrong); WebP by libwebp's
+    WebPAnimDecoder, through Pillow."""
+    if image.format in ("PNG", "GIF"):
+        composited = apng.frames(data) if image.format == "PNG" else gif.frames(data)
+        yield from (Frame(canvas, duration) for canvas, duration in composited)
         return
     for index in range(int(getattr(image, "n_frames", 1))):
         image.seek(index)
@@ -92,10 +94,14 @@ def frames(image: Image.Image, data: bytes) -> Iterator[Frame]:
         yield Frame(image.convert("RGBA"), round(float(image.info.get("duration", 0) or 0)))
 
 
-def _feed(source: Iterator[Frame], targets: Sequence[Target], encoders: Sequence[_webp.WebPAnimEncoder], icc: object) -> tuple[int, int]:
-    """Each frame resized for every target and added to its encoder; returns the end time and count."""
-    timestamp, count = 0, 0
+def _feed(
+    source: Iterator[Frame], targets: Sequence[Target], encoders: Sequence[_webp.WebPAnimEncoder], icc: object
+) -> tuple[int, int, bool]:
+    """Each frame resized for every target and added to its encoder; returns the end time, the
+    count and whether any frame shows transparency."""
+    timestamp, count, transparent = 0, 0, False
     for frame in source:
+        transparent = transparent or cast(tuple[int, int], frame.image.getchannel("A").getextrema())[0] < 255
         for target, encoder in zip(targets, encoders, strict=True):
             small = steps.resize(frame.image, target.size)
             if icc:  # APNG iCCP / WebP ICCP: converted per frame, after the resize (fewer pixels)
@@ -104,7 +110,15 @@ def _feed(source: Iterator[Frame], targets: Sequence[Target], encoders: Sequence
             encoder.add(small.getim(), timestamp, False, target.preset.quality, 100, int(target.preset.options.get("method", 2)))
         timestamp += frame.duration
         count += 1
-    return timestamp, count
+    return timestamp, count, transparent
+
+
+def _with_alpha_flag(data: bytes) -> bytes:
+    """Set VP8X's alpha flag. libwebp's animation encoder leaves it off when transparency
+    comes only from disposing an earlier frame, and decoders then show that area opaque black."""
+    if data[12:16] != b"VP8X" or data[20] & 0x10:
+        return data
+    return data[:20] + bytes([data[20] | 0x10]) + data[21:]
 
 
 def render(
@@ -117,13 +131,16 @@ def render(
     loop = loop_count(image)
     encoders = [_webp.WebPAnimEncoder(t.size, _TRANSPARENT, loop, False, *_KEYFRAMES, False, False) for t in targets]
     try:
-        timestamp, count = _feed(frames(image, data), targets, encoders, icc)
+        timestamp, count, transparent = _feed(frames(image, data), targets, encoders, icc)
     except codec.DECODE_ERRORS as exc:
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} animation has a corrupt frame: {exc}") from None
+    if count < 2:
+        raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} declares {getattr(image, 'n_frames', 1)} frames but {count} could be read")
     renditions = []
     for target, encoder in zip(targets, encoders, strict=True):
         encoder.add(None, timestamp, False, target.preset.quality, 100, 0)
-        out = encoder.assemble(b"", b"", b"")  # no ICC, EXIF or XMP: colour is sRGB already
+        out = bytes(encoder.assemble(b"", b"", b""))  # no ICC, EXIF or XMP: colour is sRGB already
+        out = _with_alpha_flag(out) if transparent else out
         rendition = Rendition(
             preset=target.preset.name,
             filename=target.preset.output_filename(stem),
@@ -131,7 +148,7 @@ def render(
             content_type=target.preset.content_type,
             width=target.size[0],
             height=target.size[1],
-            data=bytes(out),
+            data=out,
             frames=count,
         )
         if on_rendition is not None:
