@@ -13,6 +13,7 @@ from PIL import Image
 
 from chalicelib.imaging import codec
 from chalicelib.models import ErrorCode
+from tests import formats
 from tests.conftest import fixture_bytes
 
 OK = "ok"
@@ -296,7 +297,7 @@ CASES: dict[str, tuple[Callable[[], bytes], ErrorCode | str]] = {
         lambda: b"8BPS\x00\x01" + b"\x00" * 6 + b"\x00\x03\x00\x00\x00\x10\x00\x00\x00\x10\x00\x08\x00\x03",
         ErrorCode.UNSUPPORTED_FORMAT,
     ),
-    "heic": (lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", ErrorCode.UNSUPPORTED_FORMAT),
+    "heic-ftyp-only": (lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", ErrorCode.CORRUPT_IMAGE),
     "ico": (lambda: save(Image.new("RGB", (16, 16)), "ICO"), ErrorCode.UNSUPPORTED_FORMAT),
     "pcx": (lambda: save(Image.new("RGB", (16, 16)), "PCX"), ErrorCode.NOT_AN_IMAGE),
     "tga": (lambda: save(Image.new("RGB", (16, 16)), "TGA"), ErrorCode.NOT_AN_IMAGE),
@@ -429,6 +430,44 @@ if AVIF:
             "avif-1001-frames": (lambda: _avif_frames(1001), ErrorCode.TOO_MANY_FRAMES),
         }
     )
+
+
+def _heic() -> bytes:
+    return formats.heic(photo(), quality=60)
+
+
+def _heic_largesize_past_end() -> bytes:
+    """The meta box given a 64-bit size far past the end of the file."""
+    data = _heic()
+    at = data.find(b"meta")
+    return data[: at - 4] + struct.pack(">I", 1) + b"meta" + struct.pack(">Q", 2**62) + data[at + 4 :]
+
+
+# HEIC (decoded by pi-heif): named by content, never by extension; limits read from the boxes.
+CASES.update(
+    {
+        "heic": (_heic, OK),
+        "heic-named-photo.jpg": (_heic, OK),  # processed as HEIF, whatever the name says
+        "jpeg-named-photo.heic": (lambda: save(photo(), "JPEG"), OK),
+        "heic-10-bit": (lambda: formats.heic_10bit((64, 48), (40000, 20000, 65535)), OK),
+        "heic-collection": (lambda: formats.heic_collection([(255, 0, 0), (0, 0, 255), (0, 255, 0)], primary=1), OK),
+        "heic-zero-length-mdat": (lambda: formats.with_box_size(_heic(), b"mdat", 0), OK),  # legal: "to the end of the file"
+        "heic-truncated": (lambda: _heic()[: len(_heic()) // 2], ErrorCode.CORRUPT_IMAGE),
+        "heic-truncated-in-meta": (lambda: _heic()[:200], ErrorCode.CORRUPT_IMAGE),
+        "heic-ispe-16x16": (lambda: formats.with_ispe(_heic(), 16, 16), ErrorCode.CORRUPT_IMAGE),  # smaller than the coded image
+        "heic-ispe-0x0": (lambda: formats.with_ispe(_heic(), 0, 0), ErrorCode.CORRUPT_IMAGE),
+        "heic-ispe-30000x30000": (lambda: formats.with_ispe(_heic(), 30000, 30000), ErrorCode.TOO_MANY_PIXELS),
+        "heic-ispe-65535x65535": (lambda: formats.with_ispe(_heic(), 65535, 65535), ErrorCode.TOO_MANY_PIXELS),
+        "heic-zero-length-ipco": (lambda: formats.with_box_size(_heic(), b"ipco", 0), ErrorCode.CORRUPT_IMAGE),
+        "heic-zero-length-pitm": (lambda: formats.with_box_size(_heic(), b"pitm", 0), ErrorCode.CORRUPT_IMAGE),
+        "heic-zero-length-meta": (lambda: formats.with_box_size(_heic(), b"meta", 0), ErrorCode.CORRUPT_IMAGE),
+        "heic-meta-past-the-end": (_heic_largesize_past_end, ErrorCode.CORRUPT_IMAGE),
+        "heic-no-meta": (lambda: _heic()[:24] + b"\x00\x00\x00\x10mdat" + bytes(8), ErrorCode.CORRUPT_IMAGE),
+        # animations composited by our own GIF/APNG compositors
+        "gif-disposal-transparency": (lambda: formats.gif_disposal_transparency()[0], OK),
+        "apng-blend-dispose": (lambda: formats.apng_blend_dispose()[0], OK),
+    }
+)
 
 
 @cache

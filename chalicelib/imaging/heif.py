@@ -83,6 +83,7 @@ def primary_size(data: bytes) -> tuple[int, int]:
     meta = next((box for box in _boxes(data, 0, len(data), top=True) if box.kind == b"meta"), None)
     if meta is None:
         raise _corrupt("no meta box")
+    _check_item_strings(data, _child(data, meta, b"iinf", skip=4))
     pitm = _child(data, meta, b"pitm", skip=4)  # meta is a FullBox: 4 bytes of version and flags
     iprp = _child(data, meta, b"iprp", skip=4)
     if pitm is None or iprp is None:
@@ -101,6 +102,28 @@ def primary_size(data: bytes) -> tuple[int, int]:
             width, height = struct.unpack_from(">II", data, ispe.start + 4)
             return width, height
     raise _corrupt("the primary image declares no size (ispe)")
+
+
+def _check_item_strings(data: bytes, iinf: _Box | None) -> None:
+    """Item types, names and MIME content types must be UTF-8: pi-heif 1.4 turns them into
+    Python strings without checking, and a non-UTF-8 content type crashed the process
+    (segmentation fault, found by the fuzz test) instead of raising."""
+    if iinf is None:
+        return
+    skip = 4 + (2 if data[iinf.start] == 0 else 4)  # FullBox header, then the entry count
+    for infe in _boxes(data, iinf.start + skip, iinf.end):
+        if infe.kind != b"infe" or infe.end - infe.start < 4:
+            continue
+        version = data[infe.start]
+        fixed = 4 + (4 if version < 2 else (8 if version == 2 else 10))  # ids, protection index, item type
+        texts = data[infe.start + fixed : infe.end].split(b"\0")
+        if version >= 2:
+            texts.append(data[infe.start + fixed - 4 : infe.start + fixed])
+        try:
+            for text in texts:
+                text.decode()
+        except UnicodeDecodeError:
+            raise _corrupt("an item's type, name or content type is not UTF-8") from None
 
 
 def _read_uint(data: bytes, pos: int, size: int, end: int) -> int:

@@ -152,16 +152,17 @@ def test_jpeg_encoding_lets_other_threads_run() -> None:
 @pytest.mark.parametrize(
     ("data", "named"),
     [
-        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC/HEIF files are not accepted: export or share the photo as JPEG"),
+        (b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom", "Canon CR3 raw files are not accepted"),
         (b"\xff\x0a\xfa\x7f\x01\x90\x08", "JPEG XL files are not accepted"),
         (b"\x00\x00\x00\x0cjP  \r\n\x87\n\x00\x00\x00\x14ftypjp2 ", "JPEG 2000 files are not accepted"),
         (b"qoif\x00\x00\x00\x10\x00\x00\x00\x10\x03\x00", "QOI files are not accepted"),
     ],
-    ids=["heic", "jxl", "jp2", "qoi"],
+    ids=["cr3", "jxl", "jp2", "qoi"],
 )
 def test_image_formats_we_refuse_are_named(data: bytes, named: str) -> None:
-    """An iPhone's HEIC or a JPEG XL export is an image, just not one we take: the reason
-    names it (it was "not a recognised image" for JPEG XL, JPEG 2000 and QOI)."""
+    """A camera's raw file or a JPEG XL export is an image, just not one we take: the reason
+    names it (it was "not a recognised image" for JPEG XL, JPEG 2000 and QOI). HEIC is
+    decoded now (test_heif.py)."""
     refused = rejection(data)
     assert refused.code is ErrorCode.UNSUPPORTED_FORMAT and refused.message == named
 

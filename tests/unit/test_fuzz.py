@@ -42,6 +42,7 @@ PROFILE = Profile(
         Preset("thumb", "JPEG", width=96, height=96, fit="cover", always=True),
         Preset("small", "WEBP", width=128, always=True),
         Preset("png", "PNG", width=64, always=True),
+        Preset("moving", "WEBP", width=64, always=True, animated=True),  # every frame of GIF/WebP/APNG seeds
     ),
 )
 
@@ -69,6 +70,11 @@ def seeds() -> dict[str, bytes]:
         "mpo": hostile.case("mpo"),
         **({"avif": hostile.case("avif"), "avif-animated": hostile.case("avif-animated")} if hostile.AVIF else {}),
         "cmyk-jpeg": hostile.save(photo.convert("CMYK"), "JPEG"),
+        "heic": hostile.case("heic"),
+        "heic-10-bit": hostile.case("heic-10-bit"),
+        "heic-collection": hostile.case("heic-collection"),
+        "gif-disposal-transparency": hostile.case("gif-disposal-transparency"),
+        "apng-blend-dispose": hostile.case("apng-blend-dispose"),
     }
 
 
