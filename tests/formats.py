@@ -8,8 +8,8 @@ import io
 import struct
 
 import pillow_heif
-from pillow_heif import as_plugin
 from PIL import Image, ImageDraw
+from pillow_heif import as_plugin
 
 # Only pillow-heif's *writer* is registered: its opener would replace pi-heif's (both are
 # called "HEIF") and the tests would no longer decode the way Lambda does.
