@@ -156,6 +156,21 @@ def _ladder(widths: Iterable[int]) -> tuple[Preset, ...]:
     return tuple(presets)
 
 
+# Animated WebP renditions of animated sources, at the ladder widths up to ANIMATION_CAP; both
+# `always`, so a source narrower than a width gets one at its own size (the cap when wider).
+# Numbers (docs/processing.md, Animation): a 100-frame 1024 px GIF took ~3.1 s to 1024 px and
+# ~2.6 s to 320 px here; 2048 px would be ~4x the pixels per frame for GIFs that rarely exist.
+ANIMATION_CAP = 1024
+
+
+def _animated(widths: Iterable[int]) -> tuple[Preset, ...]:
+    return tuple(
+        Preset(f"w{w}_animated", "WEBP", width=w, quality=80, filename=f"w{w}.animated.webp", always=True, options=_WEBP, animated=True)
+        for w in widths
+        if w <= ANIMATION_CAP
+    )
+
+
 WEB = Profile(
     "web",
     (
@@ -163,6 +178,7 @@ WEB = Profile(
             "thumbnail", "JPEG", width=150, height=150, fit="cover", quality=82, filename="thumbnail.jpg", always=True, options=_JPEG_SMALL
         ),
         *_ladder((320, 1024, 2048)),
+        *_animated((320, 1024, 2048)),
     ),
 )
 

@@ -11,6 +11,10 @@ from pathlib import Path
 DEFAULT_MAX_SOURCE_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_SOURCE_PIXELS = 50_000_000
 DEFAULT_MAX_FRAMES = 1000
+# frames x width x height of an animation kept moving: 400 MP is 100 frames of 2000x2000, or
+# 1000 of 632x632 (peak memory stays a few canvases: frames are streamed, see imaging/animation.py)
+DEFAULT_MAX_ANIMATION_PIXELS = 400_000_000
+ANIMATION_MODES = ("keep", "still")
 DEFAULT_PRESIGN_EXPIRY = 900
 MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 WRITE_AUTH_MODES = ("none", "api_key", "iam")
@@ -37,6 +41,8 @@ class Settings:
     max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES
     max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
     max_frames: int = DEFAULT_MAX_FRAMES
+    max_animation_pixels: int = DEFAULT_MAX_ANIMATION_PIXELS
+    animation: str = "keep"  # keep: animated sources also get animated WebP renditions; still: first frame only
     max_workers: int = 0  # 0: derived from the CPUs available (see imaging.render)
     lambda_memory_mb: int = 0  # AWS_LAMBDA_FUNCTION_MEMORY_SIZE, set by Lambda (0 elsewhere)
     reprocess_queue: str = DEFAULT_REPROCESS_QUEUE  # SQS queue name the `reprocess` handler consumes
@@ -63,6 +69,8 @@ class Settings:
             max_source_bytes=_positive_int(env, "MAX_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES),
             max_source_pixels=_positive_int(env, "MAX_SOURCE_PIXELS", DEFAULT_MAX_SOURCE_PIXELS),
             max_frames=_positive_int(env, "MAX_FRAMES", DEFAULT_MAX_FRAMES),
+            max_animation_pixels=_positive_int(env, "MAX_ANIMATION_PIXELS", DEFAULT_MAX_ANIMATION_PIXELS),
+            animation=_choice(env, "ANIMATION", ANIMATION_MODES, "keep"),
             max_workers=_positive_int(env, "MAX_WORKERS", 0, allow_zero=True),
             lambda_memory_mb=_positive_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, allow_zero=True),
             reprocess_queue=_queue_name(env, "REPROCESS_QUEUE", DEFAULT_REPROCESS_QUEUE),
@@ -115,6 +123,8 @@ class Settings:
             "max_source_bytes": self.max_source_bytes,
             "max_source_pixels": self.max_source_pixels,
             "max_frames": self.max_frames,
+            "max_animation_pixels": self.max_animation_pixels,
+            "animation": self.animation,
             "reprocess_queue": self.reprocess_queue,
             "region": self.region,
             "cdn_domain": self.cdn_domain,
@@ -125,7 +135,16 @@ class Settings:
 
 
 # Pipeline settings a developer may override for `make run` without editing the stage config.
-LOCAL_OVERRIDABLE = ("PRESETS", "NOTIFY_ON_SUCCESS", "MAX_SOURCE_BYTES", "MAX_SOURCE_PIXELS", "MAX_FRAMES", "MAX_WORKERS")
+LOCAL_OVERRIDABLE = (
+    "PRESETS",
+    "NOTIFY_ON_SUCCESS",
+    "MAX_SOURCE_BYTES",
+    "MAX_SOURCE_PIXELS",
+    "MAX_FRAMES",
+    "MAX_ANIMATION_PIXELS",
+    "ANIMATION",
+    "MAX_WORKERS",
+)
 
 
 @dataclass(frozen=True)

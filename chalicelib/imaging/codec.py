@@ -31,6 +31,7 @@ from PIL import (
 
 from chalicelib.imaging import heif, nclx
 from chalicelib.models import ErrorCode, RejectedInput
+from chalicelib.settings import DEFAULT_MAX_ANIMATION_PIXELS, Settings
 
 try:  # AVIF decoding exists only where the Pillow wheel was built with libavif.
     from PIL import AvifImagePlugin  # noqa: F401
@@ -60,9 +61,6 @@ _TEXT_LIMIT = "1 MiB per chunk / 4 MiB in all"
 MAX_JPEG_SCANS = 256
 
 
-DEFAULT_MAX_ANIMATION_PIXELS = 400_000_000
-
-
 @dataclass(frozen=True)
 class DecodeLimits:
     """What a source may be, and how much of it is decoded."""
@@ -71,6 +69,12 @@ class DecodeLimits:
     max_frames: int
     max_animation_pixels: int = DEFAULT_MAX_ANIMATION_PIXELS  # frames x width x height of a kept animation
     keep_animation: bool = True  # ANIMATION=keep: animated sources also get animated renditions
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DecodeLimits:
+        return cls(
+            settings.max_source_pixels, settings.max_frames, settings.max_animation_pixels, keep_animation=settings.animation == "keep"
+        )
 
 
 def sniff_format(data: bytes) -> str | None:
