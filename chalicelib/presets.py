@@ -145,6 +145,12 @@ class Profile:
 _JPEG_SMALL = {"optimize": True}
 _JPEG_LARGE = {"optimize": True, "progressive": True}
 _WEBP = {"method": 2}
+# - AVIF speed 8, quality per width: the lowest quality whose SSIM matches the WebP rendition's
+#   (bench/formats.py, 3 corpus photos, medians, rounded up a little): 35-39% fewer bytes than
+#   WebP; the web set takes 1.5-1.7x as long with it (speed 6: 44-49% fewer bytes but 2.4-3.5x,
+#   over the "at most double" bar; speed 10: 20-32% fewer for 1.1-1.45x). docs/processing.md.
+_AVIF = {"speed": 8}
+_AVIF_QUALITY = {320: 55, 1024: 52, 2048: 50}
 
 
 def _ladder(widths: Iterable[int]) -> tuple[Preset, ...]:
@@ -153,6 +159,8 @@ def _ladder(widths: Iterable[int]) -> tuple[Preset, ...]:
         jpeg = _JPEG_LARGE if width >= 1024 else _JPEG_SMALL
         presets.append(Preset(f"w{width}_jpeg", "JPEG", width=width, quality=82, filename=f"w{width}.jpg", options=jpeg))
         presets.append(Preset(f"w{width}_webp", "WEBP", width=width, quality=80, filename=f"w{width}.webp", options=_WEBP))
+        quality = _AVIF_QUALITY.get(width, min(_AVIF_QUALITY.values()))
+        presets.append(Preset(f"w{width}_avif", "AVIF", width=width, quality=quality, filename=f"w{width}.avif", options=_AVIF))
     return tuple(presets)
 
 

@@ -62,6 +62,11 @@ def metadata_markers(data: bytes) -> list[str]:
         for chunk, name in ((b"EXIF", "EXIF"), (b"XMP ", "XMP"), (b"ICCP", "ICC")):
             if chunk in data[12:]:
                 found.append(name)
+    elif data[4:8] == b"ftyp":  # AVIF/HEIF: metadata are items (Exif, XMP as mime) or a colr profile
+        head = data[: data.find(b"mdat") if b"mdat" in data else len(data)]
+        for marker, name in ((b"Exif", "EXIF"), (b"application/rdf+xml", "XMP"), (b"colrprof", "ICC"), (b"colrrICC", "ICC")):
+            if marker in head:
+                found.append(name)
     elif data.startswith(b"\x89PNG"):
         for chunk, name in ((b"eXIf", "EXIF"), (b"iCCP", "ICC"), (b"tEXt", "TEXT"), (b"zTXt", "TEXT"), (b"iTXt", "TEXT")):
             if chunk in data:

@@ -74,7 +74,7 @@ def test_keys_are_mirrored_under_the_output_prefix() -> None:
     p = make_pipeline()
     outcome = upload(p, "uploads/shop/shoes/red shoe.jpg", fixture_bytes("orient_landscape_6.jpg"))
     keys = sorted(r.key for r in outcome.renditions)
-    assert keys == sorted(f"renditions/shop/shoes/red shoe.jpg/{n}" for n in ["thumbnail.jpg", "w320.jpg", "w320.webp"])
+    assert keys == sorted(f"renditions/shop/shoes/red shoe.jpg/{n}" for n in ["thumbnail.jpg", "w320.avif", "w320.jpg", "w320.webp"])
     store = p.store
     assert isinstance(store, MemoryObjectStore)
     assert store.keys("out") == keys
@@ -91,14 +91,14 @@ def test_processed_record_and_event() -> None:
     assert record["status"] == "processed"
     assert (record["width"], record["height"]) == (600, 450)
     assert record["format"] == "JPEG"
-    assert {r["preset"] for r in record["renditions"]} == {"thumbnail", "w320_jpeg", "w320_webp"}
+    assert {r["preset"] for r in record["renditions"]} == {"thumbnail", "w320_jpeg", "w320_webp", "w320_avif"}
     notifier = p.notifier
     assert isinstance(notifier, MemoryNotifier)
     [message] = notifier.messages
     assert message.attributes["event_type"] == "image.processed"
     body = message.json()
     assert body["type"] == "image.processed" and body["image_id"] == record["image_id"]
-    assert len(body["renditions"]) == 3
+    assert len(body["renditions"]) == 4
 
 
 def test_same_event_twice_gives_one_record_and_same_renditions() -> None:
@@ -234,7 +234,7 @@ def test_outcome_line_is_embedded_metric_format(capsys: pytest.CaptureFixture[st
     directive = processed["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "ImagePipeline"
     assert {m["Name"] for m in directive["Metrics"]} >= {"ImagesProcessed", "ProcessingTime", "RenditionsWritten"}
-    assert processed["ImagesProcessed"] == 1 and processed["renditions"] == 3
+    assert processed["ImagesProcessed"] == 1 and processed["renditions"] == 4
     assert rejected["ImagesRejected"] == 1 and rejected["error_code"] == "corrupt_image"
 
 

@@ -45,7 +45,12 @@ def test_prefix_gets_a_trailing_slash() -> None:
 def test_profiles() -> None:
     assert load_profile("web") is WEB
     assert load_profile("classic") is CLASSIC
-    assert len(WEB.presets) == 7
+    assert [p.name for p in WEB.presets] == [
+        "thumbnail",
+        *(f"w{w}_{fmt}" for w in (320, 1024, 2048) for fmt in ("jpeg", "webp", "avif")),
+        "w320_animated",
+        "w1024_animated",
+    ]
     assert [p.output_filename("cat") for p in CLASSIC.presets] == [
         "cat_compressed.jpg",
         "cat_low_quality.jpg",
