@@ -17,7 +17,7 @@ from chalice.test import Client
 from chalicelib import aws as aws_clients
 from chalicelib.keys import image_id_for
 from tests.conftest import drain, fixture_bytes
-from tests.functional.test_handlers import catalog_item, processed_keys
+from tests.support.handlers import catalog_item, processed_keys
 
 KEY = "uploads/faults/cat.jpg"
 

@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 import pytest
 
 from tests.conftest import ROOT, create_catalog_table, fixture_bytes
-from tests.iam import allows
+from tests.support.iam import allows
 
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 POLICY_FILES = {"handlers": "policy-prod.json", "api": "policy-prod-api.json"}

@@ -12,7 +12,7 @@ import pytest
 
 from deploy import package as packaging
 from tests.conftest import ROOT
-from tests.iam import allows
+from tests.support.iam import allows
 
 pytestmark = pytest.mark.slow
 

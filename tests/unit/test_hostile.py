@@ -1,6 +1,6 @@
 """Hostile and odd uploads through the whole service: every case ends in a typed outcome,
 recorded, with no partial output; odd-but-valid images render correctly and carry no
-metadata. The files are generated in tests/hostile.py (nothing is downloaded)."""
+metadata. The files are generated in tests/support/hostile.py (nothing is downloaded)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from chalicelib.models import ErrorCode, RejectedInput, Upload
 from chalicelib.presets import CLASSIC, WEB
 from chalicelib.settings import Settings
 from chalicelib.storage import MemoryObjectStore
-from tests import hostile
 from tests.conftest import ROOT, fixture_bytes
-from tests.imagetools import LIMITS, mean_abs_diff, metadata_markers, open_bytes, render_all
-from tests.unit.test_service import make_pipeline
+from tests.support import hostile
+from tests.support.imagetools import LIMITS, mean_abs_diff, metadata_markers, open_bytes, render_all
+from tests.support.wiring import make_pipeline
 
 
 def by_preset(result: Any) -> dict[str, Any]:
@@ -274,7 +274,7 @@ def test_peak_memory_stays_under_the_function_memory() -> None:
     names = [n for n, (_, expected) in hostile.CASES.items() if expected in bombs or "bomb" in n or "scans" in n or "many" in n]
     names += ["limit-png-rgba", "limit-png-16bit-grey"]  # limit-jpeg-cmyk (0.7 GB): by hand
     result = subprocess.run(
-        [sys.executable, "-m", "tests.memprobe", *names], check=False, cwd=ROOT, capture_output=True, text=True, timeout=240
+        [sys.executable, "-m", "tests.support.memprobe", *names], check=False, cwd=ROOT, capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stderr[-2000:]
     peaks: dict[str, dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])

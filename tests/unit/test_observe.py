@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib import observe
 from tests.conftest import ROOT, fixture_bytes
-from tests.outcomes import every_outcome
+from tests.support.outcomes import every_outcome
 
 REQUIRED = {"service", "event", "status", "image_id", "key"}
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import math
+import struct
+import zlib
 
 from PIL import Image, ImageChops, ImageStat
 
@@ -73,3 +75,13 @@ def render_all(data: bytes, profile: Profile, stem: str = "photo", workers: int 
     from chalicelib.imaging import render
 
     return render.render(data, profile, LIMITS, stem, workers=workers)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height but carries one tiny IDAT: a decompression bomb shape."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")

@@ -1,6 +1,6 @@
 """Peak memory of decoding and rendering each named case, one forked child per case.
 
-    python -m tests.memprobe gif-2M-frames limit-png-rgba ...
+    python -m tests.support.memprobe gif-2M-frames limit-png-rgba ...
 
 The child makes the file, resets the kernel's peak-RSS counter (VmHWM, via
 /proc/self/clear_refs), renders it with the heaviest profile (`classic`: full-size JPEG,
@@ -22,7 +22,7 @@ from PIL import Image
 from chalicelib.imaging import codec, render
 from chalicelib.models import RejectedInput
 from chalicelib.presets import CLASSIC
-from tests import hostile
+from tests.support import hostile
 
 LIMITS = codec.DecodeLimits(max_pixels=50_000_000, max_frames=1000)
 SIDE = 7071  # 7071 x 7071 = 49,999,041 pixels: the largest square under the default limit
