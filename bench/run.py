@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -368,44 +369,63 @@ def _process_goals(summary: dict[str, Any]) -> list[tuple[str, bool | None, str]
 def print_table(
     photos: list[dict[str, Any]], threads: list[int], summary: dict[str, Any], rss_50mp: dict[str, Any] | None, *, quick: bool = False
 ) -> None:
+    _print_wall(photos, threads)
+    _print_cpu(photos, threads)
+    _print_quality(photos)
+    _print_rss(photos, rss_50mp)
     print()
-    print("Median ms per photo (ratios: median of per-repeat pairs)")
+    print("Goals")
+    for text, ok, value in goals(summary, threads, quick=quick):
+        print(f"  [{'PASS' if ok else 'FAIL' if ok is False else ' -- '}] {text}: {value}")
+
+
+def _photo_cell(p: dict[str, Any], floor: float | None) -> str:
+    return f"{p['name'][:35]:<36}{p['megapixels']:>5.1f}{_fmt(floor):>7}"
+
+
+def _approach_head(threads: list[int]) -> str:
     head = f"{'photo':<36}{'MP':>5}{'floor':>7}"
     for t in threads:
         head += f"{f'ours{t}t':>9}{f'vips{t}t':>9}{'o/v':>6}"
-    for t in threads:
-        head += f"{f'cls{t}t':>8}"
-    head += f"{'naive':>8}{'naive/cls':>10}{f'o{threads[-1]}t/floor':>12}"
-    if any(f"handler_web_{t}t" in p["median_ms"] for p in photos for t in threads):
-        head += f"{f'handler{threads[-1]}t':>11}"
-    print(head)
+    return head
+
+
+def _print_wall(photos: list[dict[str, Any]], threads: list[int]) -> None:
+    t_last = threads[-1]
+    with_handler = any(f"handler_web_{t}t" in p["median_ms"] for p in photos for t in threads)
+    print()
+    print("Median ms per photo (ratios: median of per-repeat pairs)")
+    head = _approach_head(threads) + "".join(f"{f'cls{t}t':>8}" for t in threads)
+    head += f"{'naive':>8}{'naive/cls':>10}{f'o{t_last}t/floor':>12}"
+    print(head + (f"{f'handler{t_last}t':>11}" if with_handler else ""))
     for p in photos:
         m, r = p["median_ms"], p["ratios"]
-        row = f"{p['name'][:35]:<36}{p['megapixels']:>5.1f}{_fmt(m.get('floor')):>7}"
+        row = _photo_cell(p, m.get("floor"))
         for t in threads:
             row += f"{_fmt(m.get(f'ours_web_{t}t')):>9}{_fmt(m.get(f'vips_web_{t}t')):>9}{_fmt(r.get(f'ours_vips_web_{t}t'), 2):>6}"
-        for t in threads:
-            row += f"{_fmt(m.get(f'ours_classic_{t}t')):>8}"
-        t_last = threads[-1]
+        row += "".join(f"{_fmt(m.get(f'ours_classic_{t}t')):>8}" for t in threads)
         row += f"{_fmt(m.get('naive_classic')):>8}{_fmt(r.get(f'naive_over_ours_classic_{t_last}t'), 1, 'x'):>10}"
         row += f"{_fmt(r.get(f'ours_web_{t_last}t_over_floor'), 1, 'x'):>12}"
         if f"handler_web_{t_last}t" in m:
             row += f"{_fmt(m.get(f'handler_web_{t_last}t')):>11}"
         print(row)
+
+
+def _print_cpu(photos: list[dict[str, Any]], threads: list[int]) -> None:
+    t_last = threads[-1]
     print()
     print("CPU ms per photo (all threads; what a busy machine distorts least, and what Lambda bills)")
-    head = f"{'photo':<36}{'MP':>5}{'floor':>7}"
-    for t in threads:
-        head += f"{f'ours{t}t':>9}{f'vips{t}t':>9}{'o/v':>6}"
-    print(head + f"{'naive':>8}{f'cls{threads[-1]}t':>8}{'naive/cls':>10}")
+    print(_approach_head(threads) + f"{'naive':>8}{f'cls{t_last}t':>8}{'naive/cls':>10}")
     for p in photos:
         c, r = p["median_cpu_ms"], p["ratios"]
-        row = f"{p['name'][:35]:<36}{p['megapixels']:>5.1f}{_fmt(c.get('floor')):>7}"
+        row = _photo_cell(p, c.get("floor"))
         for t in threads:
             row += f"{_fmt(c.get(f'ours_web_{t}t')):>9}{_fmt(c.get(f'vips_web_{t}t')):>9}{_fmt(r.get(f'cpu_ours_vips_web_{t}t'), 2):>6}"
-        t_last = threads[-1]
         row += f"{_fmt(c.get('naive_classic')):>8}{_fmt(c.get(f'ours_classic_{t_last}t')):>8}"
         print(row + f"{_fmt(r.get(f'cpu_naive_over_ours_classic_{t_last}t'), 1, 'x'):>10}")
+
+
+def _print_quality(photos: list[dict[str, Any]]) -> None:
     print()
     print("Quality (web set, PSNR dB vs full-decode Lanczos reference, min over renditions) and bytes")
     print(f"{'photo':<36}{'ours dB':>9}{'vips dB':>9}{'ours KB':>9}{'vips KB':>9}")
@@ -417,20 +437,20 @@ def print_table(
         row += f"{_fmt(sum(v['bytes'] for v in ours_q.values()) / 1024 if ours_q else None):>9}"
         row += f"{_fmt(sum(v['bytes'] for v in vips_q.values()) / 1024 if vips_q else None):>9}"
         print(row)
+
+
+def _print_rss(photos: list[dict[str, Any]], rss_50mp: dict[str, Any] | None) -> None:
     rss_rows = [(p["name"], p.get("rss", {})) for p in photos if p.get("rss")]
     if rss_50mp:
         rss_rows.append((f"synthetic 50 MP JPEG, {LAMBDA_512_WORKERS} thread", rss_50mp))
-    if rss_rows:
-        kinds = sorted({k for _, rss in rss_rows for k in rss})
-        print()
-        print("Peak RSS, MB (fresh process each: interpreter + libraries + one run)")
-        print(f"{'photo':<36}" + "".join(f"{k:>15}" for k in kinds))
-        for name, rss in rss_rows:
-            print(f"{name[:35]:<36}" + "".join(f"{_fmt((rss.get(k) or {}).get('maxrss_mb')):>15}" for k in kinds))
+    if not rss_rows:
+        return
+    kinds = sorted({k for _, rss in rss_rows for k in rss})
     print()
-    print("Goals")
-    for text, ok, value in goals(summary, threads, quick=quick):
-        print(f"  [{'PASS' if ok else 'FAIL' if ok is False else ' -- '}] {text}: {value}")
+    print("Peak RSS, MB (fresh process each: interpreter + libraries + one run)")
+    print(f"{'photo':<36}" + "".join(f"{k:>15}" for k in kinds))
+    for name, rss in rss_rows:
+        print(f"{name[:35]:<36}" + "".join(f"{_fmt((rss.get(k) or {}).get('maxrss_mb')):>15}" for k in kinds))
 
 
 def plot(photos: list[dict[str, Any]], threads: list[int], path: Path) -> None:
@@ -477,7 +497,7 @@ def _pixels(path: Path) -> int:
 # --- main ------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="photos (default: $IMAGE_PIPELINE_CORPUS, ../shared/corpus)")
     parser.add_argument("--pattern", default="photo_*.jpg", help="glob inside --corpus")
@@ -494,21 +514,161 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smallest and largest photo, 3 repeats, naive once, 5 cold starts")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--photo", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _select_photos(args: argparse.Namespace) -> list[Path]:
+    """The photos to measure; --quick keeps the smallest and the largest and lowers the repeats."""
+    photos_paths = sorted(args.corpus.glob(args.pattern))
+    if photos_paths and args.quick:
+        by_size = sorted(photos_paths, key=_pixels)
+        photos_paths = sorted({by_size[0], by_size[-1]})
+        args.repeats, args.naive_repeats, args.cold_starts = min(args.repeats, 3), 1, min(args.cold_starts, 5)
+    return photos_paths
+
+
+def _ratios(times: dict[str, list[float]], cpu: dict[str, list[float]], threads: list[int]) -> dict[str, float | None]:
+    ratios: dict[str, float | None] = {}
+    for t in threads:
+        ratios[f"ours_vips_web_{t}t"] = _pair_ratio(times[f"ours_web_{t}t"], times.get(f"vips_web_{t}t", []))
+        ratios[f"naive_over_ours_classic_{t}t"] = _pair_ratio(times.get("naive_classic", []), times.get(f"ours_classic_{t}t", []))
+        ratios[f"ours_web_{t}t_over_floor"] = _pair_ratio(times[f"ours_web_{t}t"], times["floor"])
+        # CPU time is what a busy machine distorts least (and what Lambda bills).
+        ratios[f"cpu_ours_vips_web_{t}t"] = _pair_ratio(cpu[f"ours_web_{t}t"], cpu.get(f"vips_web_{t}t", []))
+        ratios[f"cpu_naive_over_ours_classic_{t}t"] = _pair_ratio(cpu.get("naive_classic", []), cpu.get(f"ours_classic_{t}t", []))
+        ratios[f"cpu_ours_web_{t}t_over_floor"] = _pair_ratio(cpu[f"ours_web_{t}t"], cpu["floor"])
+    return ratios
+
+
+def _measure_photo(
+    path: Path, args: argparse.Namespace, threads: list[int], vips_version: str | None, handler: approaches.Handler | None
+) -> dict[str, Any]:
+    data = path.read_bytes()
+    megapixels = _pixels(path) / 1e6
+    print(f"  {path.name} ({megapixels:.1f} MP) ...", flush=True)
+    times, cpu = time_photo(
+        data,
+        path.name,
+        threads,
+        repeats=args.repeats,
+        naive_repeats=args.naive_repeats,
+        vips=vips_version is not None,
+        classic=not args.no_classic,
+        handler=handler,
+    )
+    reference = reference_image(data)
+    qual = {"ours": quality(reference, approaches.ours(data, "web", threads[-1]))}
+    if vips_version:
+        qual["vips"] = quality(reference, approaches.vips_web(data, threads[-1]))
+    entry: dict[str, Any] = {
+        "name": path.name,
+        "megapixels": round(megapixels, 2),
+        "bytes": len(data),
+        "times_ms": times,
+        "cpu_ms": cpu,
+        "median_ms": {k: _median(v) for k, v in times.items()},
+        "median_cpu_ms": {k: _median(v) for k, v in cpu.items()},
+        "ratios": _ratios(times, cpu, threads),
+        "quality": qual,
+    }
+    if not args.no_classic:
+        entry["classic_outputs"] = {
+            "ours": sorted(approaches.ours(data, "classic", threads[-1])),
+            "naive": sorted(approaches.naive_classic(data)),
+        }
+    if not args.no_rss:
+        kinds = ["ours_web", "ours_classic", "naive_classic"]
+        kinds += (["vips_web"] if vips_version else []) + ([] if args.no_handler else ["handler_web"])
+        entry["rss"] = {k: peak_rss(k, path, threads[-1]) for k in kinds}
+    return entry
+
+
+def _rss_50mp(args: argparse.Namespace, photos_paths: list[Path]) -> dict[str, Any] | None:
+    if args.no_rss:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        source = max(photos_paths, key=lambda p: p.stat().st_size)
+        big = make_50mp(source, Path(tmp))
+        print(f"  {big.name} (50 MP, fresh processes) ...", flush=True)
+        kinds = ["ours_web", "ours_classic"] + ([] if args.no_handler else ["handler_web"])
+        # With the threads a 512 MB Lambda gets (worker_count caps them by memory: 1).
+        return {k: peak_rss(k, big, LAMBDA_512_WORKERS) for k in kinds}
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one bench run measured, before it is written out."""
+
+    args: argparse.Namespace
+    threads: list[int]
+    photos_paths: list[Path]
+    vips_version: str | None
+    load_before: tuple[float, float, float]
+    photos: list[dict[str, Any]]
+    rss_50mp: dict[str, Any] | None
+    summary: dict[str, Any]
+
+
+def _result(run: _Run, load_after: tuple[float, float, float]) -> dict[str, Any]:
+    args = run.args
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": len(os.sched_getaffinity(0)),
+            "load_average_before": run.load_before,
+            "load_average_after": load_after,
+            "python": platform.python_version(),
+            "pillow": PIL.__version__,
+            "libvips": run.vips_version,
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "repeats": args.repeats,
+            "naive_repeats": args.naive_repeats,
+            "threads": run.threads,
+            "corpus": str(args.corpus),
+            "photos": [p.name for p in run.photos_paths],
+            "quick": args.quick,
+        },
+        "photos": run.photos,
+        "rss_50mp": run.rss_50mp,
+        "summary": run.summary,
+        "goals": [{"goal": g, "pass": ok, "value": v} for g, ok, v in goals(run.summary, run.threads, quick=args.quick)],
+    }
+
+
+def _write(run: _Run, result: dict[str, Any]) -> None:
+    out: Path = run.args.out
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    for name in (f"bench-{stamp}.json", "latest.json"):
+        (out / name).write_text(json.dumps(result, indent=1, default=str) + "\n")
+    print(f"\nJSON: {out / f'bench-{stamp}.json'}")
+    if not run.args.no_plot:
+        plot(run.photos, run.threads, out / "time_per_mp.png")
+        print(f"plot: {out / 'time_per_mp.png'}")
+
+
+def _report_load(load_before: tuple[float, float, float], load_after: tuple[float, float, float]) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} on {cpus} CPUs")
+    if max(load_before[0], load_after[0]) > cpus:
+        # The scheduler shares a busy CPU per thread: libvips (several threads even at
+        # concurrency 1) gets more of it than a single-threaded run, so wall ratios drift.
+        print("  the machine was busy: wall-time ratios are unreliable, the CPU-time ratios next to them are the better guide")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.child:
         child(args.child, args.photo, int(args.threads))
         return 0
 
     threads = [int(t) for t in args.threads.split(",")]
-    photos_paths = sorted(args.corpus.glob(args.pattern))
+    photos_paths = _select_photos(args)
     if not photos_paths:
         print(f"no photos matching {args.pattern} in {args.corpus} (--corpus DIR or IMAGE_PIPELINE_CORPUS)", file=sys.stderr)
         return 2
-    if args.quick:
-        by_size = sorted(photos_paths, key=_pixels)
-        photos_paths = sorted({by_size[0], by_size[-1]})
-        args.repeats, args.naive_repeats, args.cold_starts = min(args.repeats, 3), 1, min(args.cold_starts, 5)
     vips_version = None if args.no_vips else approaches.vips_available()
     if not args.no_vips and vips_version is None:
         print("pyvips is not installed: `make bench` installs bench/requirements.txt (or pass --no-vips)", file=sys.stderr)
@@ -519,117 +679,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(photos_paths)} photos, {args.repeats} repeats (naive {min(args.naive_repeats, args.repeats)}), threads {threads}, "
         f"libvips {vips_version or 'skipped'}, CPUs {len(os.sched_getaffinity(0))}, load average {load_before[0]:.2f}"
     )
-
-    photos: list[dict[str, Any]] = []
-    for path in photos_paths:
-        data = path.read_bytes()
-        megapixels = _pixels(path) / 1e6
-        print(f"  {path.name} ({megapixels:.1f} MP) ...", flush=True)
-        times, cpu = time_photo(
-            data,
-            path.name,
-            threads,
-            repeats=args.repeats,
-            naive_repeats=args.naive_repeats,
-            vips=vips_version is not None,
-            classic=not args.no_classic,
-            handler=handler,
-        )
-        medians = {k: _median(v) for k, v in times.items()}
-        ratios: dict[str, float | None] = {}
-        for t in threads:
-            ratios[f"ours_vips_web_{t}t"] = _pair_ratio(times[f"ours_web_{t}t"], times.get(f"vips_web_{t}t", []))
-            ratios[f"naive_over_ours_classic_{t}t"] = _pair_ratio(times.get("naive_classic", []), times.get(f"ours_classic_{t}t", []))
-            ratios[f"ours_web_{t}t_over_floor"] = _pair_ratio(times[f"ours_web_{t}t"], times["floor"])
-            # CPU time is what a busy machine distorts least (and what Lambda bills).
-            ratios[f"cpu_ours_vips_web_{t}t"] = _pair_ratio(cpu[f"ours_web_{t}t"], cpu.get(f"vips_web_{t}t", []))
-            ratios[f"cpu_naive_over_ours_classic_{t}t"] = _pair_ratio(cpu.get("naive_classic", []), cpu.get(f"ours_classic_{t}t", []))
-            ratios[f"cpu_ours_web_{t}t_over_floor"] = _pair_ratio(cpu[f"ours_web_{t}t"], cpu["floor"])
-        reference = reference_image(data)
-        qual = {"ours": quality(reference, approaches.ours(data, "web", threads[-1]))}
-        if vips_version:
-            qual["vips"] = quality(reference, approaches.vips_web(data, threads[-1]))
-        entry: dict[str, Any] = {
-            "name": path.name,
-            "megapixels": round(megapixels, 2),
-            "bytes": len(data),
-            "times_ms": times,
-            "cpu_ms": cpu,
-            "median_ms": medians,
-            "median_cpu_ms": {k: _median(v) for k, v in cpu.items()},
-            "ratios": ratios,
-            "quality": qual,
-        }
-        if not args.no_classic:
-            entry["classic_outputs"] = {
-                "ours": sorted(approaches.ours(data, "classic", threads[-1])),
-                "naive": sorted(approaches.naive_classic(data)),
-            }
-        if not args.no_rss:
-            kinds = (
-                ["ours_web", "ours_classic", "naive_classic"]
-                + (["vips_web"] if vips_version else [])
-                + ([] if args.no_handler else ["handler_web"])
-            )
-            entry["rss"] = {k: peak_rss(k, path, threads[-1]) for k in kinds}
-        photos.append(entry)
-
-    rss_50mp = None
-    if not args.no_rss:
-        with tempfile.TemporaryDirectory() as tmp:
-            source = max(photos_paths, key=lambda p: p.stat().st_size)
-            big = make_50mp(source, Path(tmp))
-            print(f"  {big.name} (50 MP, fresh processes) ...", flush=True)
-            kinds = ["ours_web", "ours_classic"] + ([] if args.no_handler else ["handler_web"])
-            # With the threads a 512 MB Lambda gets (worker_count caps them by memory: 1).
-            rss_50mp = {k: peak_rss(k, big, LAMBDA_512_WORKERS) for k in kinds}
+    photos = [_measure_photo(path, args, threads, vips_version, handler) for path in photos_paths]
+    rss_50mp = _rss_50mp(args, photos_paths)
     if handler is not None:
         handler.close()
     if args.cold_starts:
         print(f"  cold start: import app in {args.cold_starts} fresh processes ...", flush=True)
     cold = cold_start(args.cold_starts)
 
-    summary = summarise(photos, threads, rss_50mp, cold)
+    run = _Run(args, threads, photos_paths, vips_version, load_before, photos, rss_50mp, summarise(photos, threads, rss_50mp, cold))
     load_after = os.getloadavg()
-    result = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": len(os.sched_getaffinity(0)),
-            "load_average_before": load_before,
-            "load_average_after": load_after,
-            "python": platform.python_version(),
-            "pillow": PIL.__version__,
-            "libvips": vips_version,
-            "platform": platform.platform(),
-        },
-        "settings": {
-            "repeats": args.repeats,
-            "naive_repeats": args.naive_repeats,
-            "threads": threads,
-            "corpus": str(args.corpus),
-            "photos": [p.name for p in photos_paths],
-            "quick": args.quick,
-        },
-        "photos": photos,
-        "rss_50mp": rss_50mp,
-        "summary": summary,
-        "goals": [{"goal": g, "pass": ok, "value": v} for g, ok, v in goals(summary, threads, quick=args.quick)],
-    }
-    print_table(photos, threads, summary, rss_50mp, quick=args.quick)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    for name in (f"bench-{stamp}.json", "latest.json"):
-        (args.out / name).write_text(json.dumps(result, indent=1, default=str) + "\n")
-    print(f"\nJSON: {args.out / f'bench-{stamp}.json'}")
-    if not args.no_plot:
-        plot(photos, threads, args.out / "time_per_mp.png")
-        print(f"plot: {args.out / 'time_per_mp.png'}")
-    cpus = len(os.sched_getaffinity(0))
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} on {cpus} CPUs")
-    if max(load_before[0], load_after[0]) > cpus:
-        # The scheduler shares a busy CPU per thread: libvips (several threads even at
-        # concurrency 1) gets more of it than a single-threaded run, so wall ratios drift.
-        print("  the machine was busy: wall-time ratios are unreliable, the CPU-time ratios next to them are the better guide")
+    result = _result(run, load_after)
+    print_table(photos, threads, run.summary, rss_50mp, quick=args.quick)
+    _write(run, result)
+    _report_load(load_before, load_after)
     return 0
 
 
