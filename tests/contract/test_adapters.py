@@ -138,7 +138,7 @@ def publisher(request: pytest.FixtureRequest) -> Iterator[Publisher]:
 
 def put(store: Store, key: str, data: bytes, content_type: str = "image/jpeg") -> SourceObject:
     store.adapter.put(BUCKET, key, data, content_type=content_type, metadata={})
-    seen = store.adapter.head(BUCKET, key)
+    seen: SourceObject | None = store.adapter.head(BUCKET, key)
     assert seen is not None
     return seen
 
