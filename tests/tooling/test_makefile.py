@@ -23,7 +23,7 @@ sys.exit("stand-in for Python 3.11: only -c")
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
 def test_an_older_python_given_as_PYTHON_is_refused_before_a_venv_is_made(tmp_path: Path) -> None:
-    """README: Python must be 3.12+, "so the Makefile refuses older interpreters". With
+    """docs/development.md: Python must be 3.12+, "so the Makefile refuses older interpreters". With
     PYTHON=python3.11 it used to build a 3.11 venv and end in pip's ResolutionImpossible."""
     python = tmp_path / "python3.11"
     python.write_text(OLD_PYTHON)

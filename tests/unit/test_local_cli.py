@@ -69,7 +69,7 @@ def test_a_wrong_setting_stops_make_run_with_one_line_and_starts_nothing(tmp_pat
 
 @pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path) -> None:
-    """README: "Press it twice to stop at once." The second Ctrl-C lands while the first one's
+    """docs/local-stack.md: "Press it twice to stop at once." The second Ctrl-C lands while the first one's
     orderly stop waits for the relay; it used to end in KeyboardInterrupt and thread tracebacks."""
     stack = subprocess.Popen(
         [sys.executable, "-m", "chalicelib.local", "run"],
