@@ -35,7 +35,7 @@ constraints: ## Re-pin constraints.txt from a throwaway venv after editing requi
 	@mv constraints.txt.new constraints.txt && rm -rf .venv-pins && echo "constraints.txt updated"
 
 run: venv ## Run the whole pipeline locally: ./inbox -> emulated AWS -> ./outbox (Ctrl-C stops)
-	$(BIN)/python -m chalicelib.local run
+	$(BIN)/python -m devstack run
 
 MEASURE_ARGS ?=
 measure-local: venv ## Time `make run` on ../shared/corpus: 12 MP latency median, images/min for 20 (MEASURE_ARGS="--runs 7 --batch 20")
@@ -58,18 +58,18 @@ bench: $(BIN)/.bench-installed ## Time ours vs the older scripts and libvips on 
 check: lint typecheck ## ruff and mypy
 
 lint: venv
-	$(BIN)/ruff check app.py chalicelib tests bench tools deploy
-	$(BIN)/ruff format --check app.py chalicelib tests bench tools deploy
+	$(BIN)/ruff check app.py chalicelib devstack tests bench tools deploy
+	$(BIN)/ruff format --check app.py chalicelib devstack tests bench tools deploy
 
 typecheck: venv
-	$(BIN)/mypy app.py chalicelib bench tools deploy
+	$(BIN)/mypy app.py chalicelib devstack bench tools deploy
 
 openapi: venv ## Regenerate openapi.json from the routes (a test checks it is current)
 	$(BIN)/python -m tools.openapi > openapi.json.tmp && mv openapi.json.tmp openapi.json
 
 REPROCESS_ARGS ?=
 reprocess: venv ## Re-render sources made with older presets (STAGE=dev; REPROCESS_ARGS="--direct --batch-size 50 --restart")
-	$(BIN)/python -m chalicelib.reprocess --stage $(STAGE) $(REPROCESS_ARGS)
+	$(BIN)/python -m tools.reprocess --stage $(STAGE) $(REPROCESS_ARGS)
 
 clean: ## Remove the virtual environments and caches (not build/: it holds Terraform state)
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache

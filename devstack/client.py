@@ -13,9 +13,9 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
-from chalicelib.local.stack import apply_environment, local_environment, stage_config, upload_file
-from chalicelib.local.watcher import files_in
 from chalicelib.settings import LocalSettings, Settings
+from devstack.stack import apply_environment, local_environment, stage_config, upload_file
+from devstack.watcher import files_in
 
 
 class NoStack(RuntimeError):

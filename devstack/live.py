@@ -19,10 +19,10 @@ from typing import Any, TextIO
 from urllib.parse import unquote_plus
 
 from chalicelib.keys import output_folder
-from chalicelib.local.outbox import write_atomically
-from chalicelib.local.relay import LAMBDA_ASYNC_RETRIES, DeadLetter
-from chalicelib.local.resources import Route
 from chalicelib.settings import Settings
+from devstack.outbox import write_atomically
+from devstack.relay import LAMBDA_ASYNC_RETRIES, DeadLetter
+from devstack.resources import Route
 
 NOTE_SUFFIXES = (".rejected.txt", ".failed.txt")
 

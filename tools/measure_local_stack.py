@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO_12MP = "photo_12mp_xiaomi_mi9t_orient6.jpg"
 
-# The live log's formats (chalicelib/local/live.py): an image's line ends with the seconds
+# The live log's formats (devstack/live.py): an image's line ends with the seconds
 # from landing to its last rendition; the batch summary carries images per minute.
 _IMAGE_LINE = re.compile(r"^\[\s*\d+/\d+\]\s+(?P<status>\S+)\s+(?P<key>.+?)  .*  (?P<seconds>\d+\.\d+) s$")
 _BATCH_LINE = re.compile(r"^batch done: (?P<count>\d+) images? in (?P<seconds>[\d.]+) s .*?(?:, (?P<rate>[\d.]+) images/min)?$")

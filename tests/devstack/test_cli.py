@@ -1,6 +1,6 @@
 """`make run` with a setting a newcomer got wrong: one clear line, nothing started.
 
-Runs `python -m chalicelib.local run` as the user does, in a subprocess (about a second each:
+Runs `python -m devstack run` as the user does, in a subprocess (about a second each:
 it fails before the emulator or the API server would start)."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.local.stack import PROJECT_DIR
 from chalicelib.settings import LOCAL_OVERRIDABLE
+from devstack.stack import PROJECT_DIR
 
 
 def _stack_env(tmp_path: Path) -> dict[str, str]:
@@ -35,7 +35,7 @@ def _stack_env(tmp_path: Path) -> dict[str, str]:
 
 def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chalicelib.local", "run"],
+        [sys.executable, "-m", "devstack", "run"],
         check=False,
         cwd=PROJECT_DIR,
         env=_stack_env(tmp_path) | env,
@@ -72,7 +72,7 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path) -> No
     """README: "Press it twice to stop at once." The second Ctrl-C lands while the first one's
     orderly stop waits for the relay; it used to end in KeyboardInterrupt and thread tracebacks."""
     stack = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.local", "run"],
+        [sys.executable, "-m", "devstack", "run"],
         cwd=PROJECT_DIR,
         env=_stack_env(tmp_path),
         stdout=subprocess.PIPE,
@@ -113,7 +113,7 @@ def test_commands_at_a_terminal_send_it_no_queries(tmp_path: Path) -> None:
     if pid == 0:  # pragma: no cover - the child
         os.chdir(PROJECT_DIR)
         os.environ["LOCAL_AWS_PORT"] = str(_closed_port())
-        os.execv(sys.executable, [sys.executable, "-m", "chalicelib.local", "status"])
+        os.execv(sys.executable, [sys.executable, "-m", "devstack", "status"])
     output = b""
     while True:
         try:
@@ -139,8 +139,8 @@ def _closed_port() -> int:
 def test_ctrl_c_during_upload_is_one_line_not_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chalicelib.local import __main__ as cli
-    from chalicelib.local import client
+    from devstack import __main__ as cli
+    from devstack import client
 
     def interrupted(*_: object) -> int:
         raise KeyboardInterrupt

@@ -9,10 +9,10 @@ import shutil
 import time
 from pathlib import Path
 
-from chalicelib.local.live import LiveLog, has_outputs, note_path
-from chalicelib.local.stack import SAMPLES_DIR, seed_inbox
-from chalicelib.local.watcher import InboxWatcher, files_in, upload_key
 from chalicelib.settings import Settings
+from devstack.live import LiveLog, has_outputs, note_path
+from devstack.stack import SAMPLES_DIR, seed_inbox
+from devstack.watcher import InboxWatcher, files_in, upload_key
 from tests.conftest import FIXTURES
 from tools.measure_local_stack import ImageLine, parse_batch_line, parse_image_line
 
@@ -113,8 +113,8 @@ def test_live_log_prints_an_image_when_its_last_rendition_is_in_the_outbox(tmp_p
 
 
 def test_a_parked_upload_is_reported_with_its_reason_where_the_user_looks(tmp_path: Path) -> None:
-    from chalicelib.local.relay import DeadLetter
-    from chalicelib.local.resources import Route
+    from devstack.relay import DeadLetter
+    from devstack.resources import Route
 
     out = io.StringIO()
     live = LiveLog(out, SETTINGS, tmp_path)
@@ -169,7 +169,7 @@ def test_a_file_that_vanishes_before_it_is_complete_is_not_waited_for(tmp_path: 
 def test_status_names_a_missing_resource_instead_of_calling_the_stack_unreachable() -> None:
     from botocore.exceptions import ClientError
 
-    from chalicelib.local.client import _or_error
+    from devstack.client import _or_error
 
     def missing(bucket: str) -> int:
         raise ClientError({"Error": {"Code": "NoSuchBucket", "Message": "The specified bucket does not exist"}}, "ListObjectsV2")
@@ -183,8 +183,8 @@ def test_a_dead_letter_waits_for_the_live_log_like_every_other_input(tmp_path: P
     must take the live log's lock, or two finishing images can both close (and print) a batch."""
     import threading
 
-    from chalicelib.local.relay import DeadLetter
-    from chalicelib.local.resources import Route
+    from devstack.relay import DeadLetter
+    from devstack.resources import Route
 
     out = io.StringIO()
     live = LiveLog(out, SETTINGS, tmp_path)
@@ -205,7 +205,7 @@ def test_the_outbox_tap_keeps_going_when_one_delete_fails() -> None:
     rendition would silently stop reaching ./outbox for the rest of the session."""
     from typing import Any
 
-    from chalicelib.local.outbox import QueueTap
+    from devstack.outbox import QueueTap
 
     class Sqs:
         def __init__(self) -> None:

@@ -1,4 +1,4 @@
-"""`python -m chalicelib.local run` (what `make run` starts) end to end, as a user meets it:
+"""`python -m devstack run` (what `make run` starts) end to end, as a user meets it:
 real moto server over HTTP, real photos dropped into an inbox folder, renditions read from
 the outbox folder, the catalog and the alerts topic read through the emulator's API."""
 
@@ -47,7 +47,7 @@ class Stack:
         }
         env.pop("AWS_ENDPOINT_URL", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "chalicelib.local", "run"],
+            [sys.executable, "-m", "devstack", "run"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -216,7 +216,7 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
             assert exc.code < 500
 
         # Another terminal: the CLI uploads to the running stack and reports on it.
-        cli = [sys.executable, "-m", "chalicelib.local"]
+        cli = [sys.executable, "-m", "devstack"]
         uploaded = subprocess.run(
             [*cli, "upload", str(FIXTURES / "orient_landscape_3.jpg")], cwd=ROOT, env=stack.env, capture_output=True, text=True, check=False
         )
