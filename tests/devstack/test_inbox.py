@@ -9,12 +9,14 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from chalicelib.settings import Settings
 from devstack.live import LiveLog, has_outputs, note_path
 from devstack.stack import SAMPLES_DIR, seed_inbox
 from devstack.watcher import InboxWatcher, files_in, upload_key
 from tests.conftest import FIXTURES
-from tools.measure_local_stack import ImageLine, parse_batch_line, parse_image_line
+from tools.measure_local_stack import BatchLine, ImageLine, images_per_minute, parse_batch_line, parse_image_line
 
 SETTINGS = Settings(upload_bucket="in-bucket", processed_bucket="out-bucket", catalog_table="catalog", events_topic="events")
 
@@ -110,6 +112,45 @@ def test_live_log_prints_an_image_when_its_last_rendition_is_in_the_outbox(tmp_p
     # A later good version of the same key clears the rejection note.
     live.event(_envelope({"type": "image.processed", "source_key": "uploads/bad.jpg", "renditions": [], "renditions_bytes": 0}))
     assert not (tmp_path / "bad.jpg.rejected.txt").exists()
+
+
+def _processed(live: LiveLog, key: str, mirrored_at: float) -> None:
+    rendition = f"renditions/{key.removeprefix('uploads/')}/w320.jpg"
+    live.mirrored(rendition, mirrored_at, True)
+    live.event(_envelope({"type": "image.processed", "source_key": key, "renditions": [{"key": rendition}], "renditions_bytes": 1024}))
+
+
+def test_a_batch_lasts_from_its_first_landing_to_its_last_finish(tmp_path: Path) -> None:
+    """The image reported last need not be the one that finished last: its event can come
+    after a slower image's. The batch line once said `2 images in 0.7 s` right after an image
+    that took 2.70 s, and `make measure-local` took its images/min from that line."""
+    out = io.StringIO()
+    live = LiveLog(out, SETTINGS, tmp_path)
+    start = 1_000_000.0
+    live.landed("uploads/slow.jpg", start + 0.3)
+    live.landed("uploads/quick.jpg", start)  # seen second, landed first
+    _processed(live, "uploads/slow.jpg", start + 3.0)  # finished last, reported first
+    _processed(live, "uploads/quick.jpg", start + 1.0)
+    lines = out.getvalue().splitlines()
+    images = [parse_image_line(line) for line in lines[:2]]
+    assert images == [ImageLine("processed", "uploads/slow.jpg", 2.7), ImageLine("processed", "uploads/quick.jpg", 1.0)]
+    batch = parse_batch_line(lines[2])
+    assert batch == BatchLine(2, 3.0, 40.0), lines[2]
+    assert images_per_minute(batch, [i for i in images if i]) == 40.0
+    # The tool refuses a batch line shorter than one of its own images (the old figure).
+    with pytest.raises(ValueError, match=r"one of its images took 2\.70 s"):
+        images_per_minute(BatchLine(2, 0.7, 171.4), [i for i in images if i])
+
+
+def test_a_batch_whose_last_file_vanished_ends_at_its_last_finish(tmp_path: Path) -> None:
+    out = io.StringIO()
+    live = LiveLog(out, SETTINGS, tmp_path)
+    start = 1_000_000.0
+    live.landed("uploads/a.jpg", start)
+    live.landed("uploads/partial.jpg", start + 0.5)
+    _processed(live, "uploads/a.jpg", start + 2.0)
+    live.gone("uploads/partial.jpg")  # deleted from the inbox before it was uploaded
+    assert out.getvalue().splitlines()[-1].startswith("batch done: 1 image in 2.0 s (1 processed")
 
 
 def test_a_parked_upload_is_reported_with_its_reason_where_the_user_looks(tmp_path: Path) -> None:
