@@ -6,8 +6,9 @@
   api          the HTTP routes only (`chalice local` without autoreload; `run` starts it)
 
 Options come from environment variables: LOCAL_AWS_PORT, LOCAL_API_PORT, INBOX, OUTBOX,
-STAGE, PRESETS, ... (README.md, "Run it locally: make run", "Options"). `upload` and `status`
-find the stack by LOCAL_AWS_PORT and STAGE: give them the same values as `run`.
+STAGE, PRESETS, ... (docs: "Run it locally", "Options"). `upload` and `status` find the
+running stack, on whatever ports, through the record `run` writes to LOCAL_LOG_DIR/stack.json
+(default .local/stack.json): run them from the same folder. LOCAL_AWS_PORT=<port> names one.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from chalice.constants import DEFAULT_APIGATEWAY_STAGE_NAME, DEFAULT_ENDPOINT_TY
 from chalicelib import aws
 from chalicelib.presets import PresetError, load_profile
 from chalicelib.settings import LocalSettings, Settings, SettingsError
-from devstack import resources
+from devstack import resources, running
 from devstack.live import LiveLog, has_outputs
 from devstack.outbox import OutboxMirror, QueueTap, stop_all
 from devstack.processes import Child, StartupError, ensure_free, free_port
@@ -284,6 +284,8 @@ def run(local: LocalSettings) -> int:
             f"  inbox         {_show(stack.inbox)} -> outbox {_show(stack.outbox)}"
             + (f"  ({len(waiting)} file(s) without outputs yet)" if waiting else "")
         )
+        recorded = running.record(stack.local, stack.api_url)
+        say(f"  helpers       python -m devstack status | upload PATH  (from another terminal; they find this stack in {_show(recorded)})")
         say(
             f"ready: api={stack.api_url} aws={stack.local.endpoint_url} inbox={stack.inbox} outbox={stack.outbox}"
             "  (drop images into the inbox; Ctrl-C stops)"
@@ -305,6 +307,7 @@ def run(local: LocalSettings) -> int:
         at_once = True  # the second Ctrl-C came before the orderly stop began
         return 130  # (the `finally` below exits the process first)
     finally:
+        running.forget(stack.local)
         if not at_once:
             try:
                 stack.stop()
