@@ -21,9 +21,16 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.12+ not found. Install 3.13 (pyenv install 3.13.0) or run make PYTHON=/path/to/python3.13" >&2; exit 1; fi
 	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || { echo "error: PYTHON=$(PYTHON) is not Python 3.12 or newer (Lambda's Pillow 13 wheels need python3.12+). Install 3.13 (pyenv install 3.13.0) or point PYTHON at it" >&2; exit 1; }
 	@if [ -x $(BIN)/python ] && ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then rm -rf $(VENV); fi
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@[ -x $(BIN)/python ] || { echo "venv: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "venv: installing the pinned dependencies into $(VENV): about 90 packages, ~650 MB (Chalice, moto, Pillow,"
+	@echo "      boto3, pytest, mypy, ruff, schemathesis, Playwright). The first time takes a few minutes (about 4 on a"
+	@echo "      loaded 2-core machine with an empty pip cache): pip names each package as it fetches it."
+	@# pip's own lines, one per package (pip's errors and warnings go to stderr, unfiltered).
+	@set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt -c constraints.txt \
+	  | awk '/^Collecting / { print "  fetching  " $$2; fflush() } \
+	         /^Installing collected packages/ { print "  installing them (no output until done)"; fflush() }'
 	@touch $@
+	@echo "venv: $(VENV) is ready"
 
 venv: $(BIN)/.installed ## Create .venv with Python 3.12+ and the pinned dependencies
 
