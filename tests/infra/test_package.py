@@ -295,3 +295,19 @@ def test_chalice_config_with_an_unreadable_outputs_file_is_a_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(outputs) in err and "Traceback" not in err
     assert (ROOT / ".chalice" / "config.json").read_text() == before
+
+
+def test_the_lambda_code_imports_nothing_that_is_not_deployed() -> None:
+    """app.py and chalicelib/ must not import the dev stack, the tools or the tests: in Lambda
+    that would be an ImportError at the first event (the zip holds none of them)."""
+    import ast
+
+    undeployed = {"devstack", "tools", "tests", "bench", "deploy"}
+    offenders = []
+    for path in [ROOT / "app.py", *sorted((ROOT / "chalicelib").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0] in undeployed]
+    assert offenders == []
