@@ -16,7 +16,7 @@ from devstack.live import LiveLog, has_outputs, note_path
 from devstack.stack import SAMPLES_DIR, seed_inbox
 from devstack.watcher import InboxWatcher, files_in, upload_key
 from tests.conftest import FIXTURES
-from tools.measure_local_stack import BatchLine, ImageLine, images_per_minute, parse_batch_line, parse_image_line
+from tools.measure_local_stack import BatchLine, ImageLine, images_per_minute, latency_split, parse_batch_line, parse_image_line
 
 SETTINGS = Settings(upload_bucket="in-bucket", processed_bucket="out-bucket", catalog_table="catalog", events_topic="events")
 
@@ -140,6 +140,14 @@ def test_a_batch_lasts_from_its_first_landing_to_its_last_finish(tmp_path: Path)
     # The tool refuses a batch line shorter than one of its own images (the old figure).
     with pytest.raises(ValueError, match=r"one of its images took 2\.70 s"):
         images_per_minute(BatchLine(2, 0.7, 171.4), [i for i in images if i])
+
+
+def test_measure_local_never_reports_a_negative_share_for_the_stack() -> None:
+    """It printed "the local stack around it: median -0.11 s": the handler returns after its
+    last rendition is in the outbox, so its duration can exceed the inbox-to-outbox time."""
+    assert latency_split([2.5, 2.7, 2.6], [2.0, 2.1, 2.0]).endswith("relay, outbox mirror): median 0.60 s")
+    overlapping = latency_split([1.91], [2.02])
+    assert "median 2.02 s" in overlapping and "-0." not in overlapping and "around it" not in overlapping
 
 
 def test_a_batch_whose_last_file_vanished_ends_at_its_last_finish(tmp_path: Path) -> None:
