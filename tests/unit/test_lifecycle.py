@@ -17,6 +17,7 @@ from chalicelib.presets import CLASSIC, WEB
 from chalicelib.storage import MemoryObjectStore
 from tests.conftest import fixture_bytes
 from tests.support.wiring import make_pipeline, upload
+from tools import reprocess as reprocess_cli
 
 KEY = "uploads/cat.jpg"
 ID = keys.image_id_for(KEY)
@@ -230,9 +231,9 @@ def test_reprocess_rerenders_only_out_of_date_sources_in_bounded_batches(tmp_pat
 
     def submit(jobs: list[reprocess.Job]) -> int:
         pages.append(len(jobs))
-        return reprocess.directly(new)(jobs)
+        return reprocess_cli.directly(new)(jobs)
 
-    progress = reprocess.run(new, store, submit, batch_size=3, cursor_file=tmp_path / "cursor.json", report=lines.append)
+    progress = reprocess_cli.run(new, store, submit, batch_size=3, cursor_file=tmp_path / "cursor.json", report=lines.append)
     assert progress.done and progress.submitted == 6 and progress.skipped == 1 and progress.failed == 0
     assert max(pages) <= 3 and progress.batches == 3
     assert all(record_of(new, k)["profile_version"] == CLASSIC.version for k in keys)
@@ -245,7 +246,7 @@ def test_reprocess_rerenders_only_out_of_date_sources_in_bounded_batches(tmp_pat
     )
     assert "batch 3" in lines[-1] and "done" in lines[-1]
     # A second run has nothing to do.
-    again = reprocess.run(new, store, submit, batch_size=3, cursor_file=tmp_path / "other.json")
+    again = reprocess_cli.run(new, store, submit, batch_size=3, cursor_file=tmp_path / "other.json")
     assert again.submitted == 0 and again.skipped == 7
 
 
@@ -254,18 +255,18 @@ def test_reprocess_resumes_from_its_cursor(tmp_path: Path) -> None:
     keys = seed(make_pipeline(WEB, store=store, catalog=catalog), 5)
     new = make_pipeline(CLASSIC, store=store, catalog=catalog)
     cursor = tmp_path / "cursor.json"
-    queue = reprocess.MemoryWorkQueue()
-    first = reprocess.run(new, store, reprocess.enqueue(queue), batch_size=2, max_batches=1, cursor_file=cursor)
+    queue = reprocess_cli.MemoryWorkQueue()
+    first = reprocess_cli.run(new, store, reprocess_cli.enqueue(queue), batch_size=2, max_batches=1, cursor_file=cursor)
     assert not first.done and first.cursor == keys[1]
     assert json.loads(cursor.read_text())["cursor"] == keys[1]
-    second = reprocess.run(new, store, reprocess.enqueue(queue), batch_size=2, cursor_file=cursor)
+    second = reprocess_cli.run(new, store, reprocess_cli.enqueue(queue), batch_size=2, cursor_file=cursor)
     assert second.done and second.submitted == 5
     assert sorted(reprocess.Job.from_body(b).key for b in queue.bodies) == keys  # each exactly once
     # The messages, handled (twice: SQS is at-least-once), bring every record up to date once.
     outcomes = reprocess.handle_messages(new, queue.bodies + queue.bodies[:2])
     assert [o.status for o in outcomes].count("processed") == 5
     assert [o.status for o in outcomes].count("ignored") == 2
-    assert reprocess.run(new, store, reprocess.enqueue(queue), cursor_file=cursor).done  # finished runs stay finished
+    assert reprocess_cli.run(new, store, reprocess_cli.enqueue(queue), cursor_file=cursor).done  # finished runs stay finished
 
 
 def test_reprocess_never_overrides_a_newer_upload() -> None:

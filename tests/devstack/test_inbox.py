@@ -9,12 +9,14 @@ import shutil
 import time
 from pathlib import Path
 
-from chalicelib.local.live import LiveLog, has_outputs, note_path
-from chalicelib.local.stack import SAMPLES_DIR, seed_inbox
-from chalicelib.local.watcher import InboxWatcher, files_in, upload_key
+import pytest
+
 from chalicelib.settings import Settings
+from devstack.live import LiveLog, has_outputs, note_path
+from devstack.stack import SAMPLES_DIR, seed_inbox
+from devstack.watcher import InboxWatcher, files_in, upload_key
 from tests.conftest import FIXTURES
-from tools.measure_local_stack import ImageLine, parse_batch_line, parse_image_line
+from tools.measure_local_stack import BatchLine, ImageLine, images_per_minute, latency_split, parse_batch_line, parse_image_line
 
 SETTINGS = Settings(upload_bucket="in-bucket", processed_bucket="out-bucket", catalog_table="catalog", events_topic="events")
 
@@ -112,9 +114,56 @@ def test_live_log_prints_an_image_when_its_last_rendition_is_in_the_outbox(tmp_p
     assert not (tmp_path / "bad.jpg.rejected.txt").exists()
 
 
+def _processed(live: LiveLog, key: str, mirrored_at: float) -> None:
+    rendition = f"renditions/{key.removeprefix('uploads/')}/w320.jpg"
+    live.mirrored(rendition, mirrored_at, True)
+    live.event(_envelope({"type": "image.processed", "source_key": key, "renditions": [{"key": rendition}], "renditions_bytes": 1024}))
+
+
+def test_a_batch_lasts_from_its_first_landing_to_its_last_finish(tmp_path: Path) -> None:
+    """The image reported last need not be the one that finished last: its event can come
+    after a slower image's. The batch line once said `2 images in 0.7 s` right after an image
+    that took 2.70 s, and `make measure-local` took its images/min from that line."""
+    out = io.StringIO()
+    live = LiveLog(out, SETTINGS, tmp_path)
+    start = 1_000_000.0
+    live.landed("uploads/slow.jpg", start + 0.3)
+    live.landed("uploads/quick.jpg", start)  # seen second, landed first
+    _processed(live, "uploads/slow.jpg", start + 3.0)  # finished last, reported first
+    _processed(live, "uploads/quick.jpg", start + 1.0)
+    lines = out.getvalue().splitlines()
+    images = [parse_image_line(line) for line in lines[:2]]
+    assert images == [ImageLine("processed", "uploads/slow.jpg", 2.7), ImageLine("processed", "uploads/quick.jpg", 1.0)]
+    batch = parse_batch_line(lines[2])
+    assert batch == BatchLine(2, 3.0, 40.0), lines[2]
+    assert images_per_minute(batch, [i for i in images if i]) == 40.0
+    # The tool refuses a batch line shorter than one of its own images (the old figure).
+    with pytest.raises(ValueError, match=r"one of its images took 2\.70 s"):
+        images_per_minute(BatchLine(2, 0.7, 171.4), [i for i in images if i])
+
+
+def test_measure_local_never_reports_a_negative_share_for_the_stack() -> None:
+    """It printed "the local stack around it: median -0.11 s": the handler returns after its
+    last rendition is in the outbox, so its duration can exceed the inbox-to-outbox time."""
+    assert latency_split([2.5, 2.7, 2.6], [2.0, 2.1, 2.0]).endswith("relay, outbox mirror): median 0.60 s")
+    overlapping = latency_split([1.91], [2.02])
+    assert "median 2.02 s" in overlapping and "-0." not in overlapping and "around it" not in overlapping
+
+
+def test_a_batch_whose_last_file_vanished_ends_at_its_last_finish(tmp_path: Path) -> None:
+    out = io.StringIO()
+    live = LiveLog(out, SETTINGS, tmp_path)
+    start = 1_000_000.0
+    live.landed("uploads/a.jpg", start)
+    live.landed("uploads/partial.jpg", start + 0.5)
+    _processed(live, "uploads/a.jpg", start + 2.0)
+    live.gone("uploads/partial.jpg")  # deleted from the inbox before it was uploaded
+    assert out.getvalue().splitlines()[-1].startswith("batch done: 1 image in 2.0 s (1 processed")
+
+
 def test_a_parked_upload_is_reported_with_its_reason_where_the_user_looks(tmp_path: Path) -> None:
-    from chalicelib.local.relay import DeadLetter
-    from chalicelib.local.resources import Route
+    from devstack.relay import DeadLetter
+    from devstack.resources import Route
 
     out = io.StringIO()
     live = LiveLog(out, SETTINGS, tmp_path)
@@ -169,7 +218,7 @@ def test_a_file_that_vanishes_before_it_is_complete_is_not_waited_for(tmp_path: 
 def test_status_names_a_missing_resource_instead_of_calling_the_stack_unreachable() -> None:
     from botocore.exceptions import ClientError
 
-    from chalicelib.local.client import _or_error
+    from devstack.client import _or_error
 
     def missing(bucket: str) -> int:
         raise ClientError({"Error": {"Code": "NoSuchBucket", "Message": "The specified bucket does not exist"}}, "ListObjectsV2")
@@ -183,8 +232,8 @@ def test_a_dead_letter_waits_for_the_live_log_like_every_other_input(tmp_path: P
     must take the live log's lock, or two finishing images can both close (and print) a batch."""
     import threading
 
-    from chalicelib.local.relay import DeadLetter
-    from chalicelib.local.resources import Route
+    from devstack.relay import DeadLetter
+    from devstack.resources import Route
 
     out = io.StringIO()
     live = LiveLog(out, SETTINGS, tmp_path)
@@ -205,7 +254,7 @@ def test_the_outbox_tap_keeps_going_when_one_delete_fails() -> None:
     rendition would silently stop reaching ./outbox for the rest of the session."""
     from typing import Any
 
-    from chalicelib.local.outbox import QueueTap
+    from devstack.outbox import QueueTap
 
     class Sqs:
         def __init__(self) -> None:

@@ -19,10 +19,10 @@ from typing import Any, TextIO
 from urllib.parse import unquote_plus
 
 from chalicelib.keys import output_folder
-from chalicelib.local.outbox import write_atomically
-from chalicelib.local.relay import LAMBDA_ASYNC_RETRIES, DeadLetter
-from chalicelib.local.resources import Route
 from chalicelib.settings import Settings
+from devstack.outbox import write_atomically
+from devstack.relay import LAMBDA_ASYNC_RETRIES, DeadLetter
+from devstack.resources import Route
 
 NOTE_SUFFIXES = (".rejected.txt", ".failed.txt")
 
@@ -56,7 +56,11 @@ class _Image:
 
 @dataclass
 class _Batch:
-    started: float
+    """Files that landed while earlier ones were still in flight. It lasts from the first
+    landing to the last finish: images finish (and are reported) in any order."""
+
+    started: float  # the earliest landing
+    finished: float = 0.0  # the latest finish so far
     keys: list[str] = field(default_factory=list)
     done: dict[str, str] = field(default_factory=dict)  # key -> status
     renditions: int = 0
@@ -101,6 +105,7 @@ class LiveLog:
                 return  # already counted (seen while it was being written)
             if key not in self._batch.keys:
                 self._batch.keys.append(key)
+            self._batch.started = min(self._batch.started, landed_at)
             self._images[key] = _Image(landed_at, self._batches)
 
     def gone(self, key: str) -> None:
@@ -117,7 +122,7 @@ class LiveLog:
             if not batch.keys:
                 self._batch = None
             elif len(batch.done) == len(batch.keys):
-                self._summarise(batch, time.time())
+                self._summarise(batch)
                 self._batch = None
 
     def mirrored(self, rendition_key: str, at: float, created: bool) -> None:
@@ -224,17 +229,19 @@ class LiveLog:
         progress = "       "
         if batch is not None:
             batch.done[key] = status
+            batch.finished = max(batch.finished, at)
             batch.renditions += renditions
             batch.bytes += size
             progress = f"[{len(batch.done):>{len(str(len(batch.keys)))}}/{len(batch.keys)}]".ljust(7)
         took = f"  {seconds:.2f} s" if seconds is not None else ""
         self.say(f"{progress} {status:<10} {key}  {detail}{took}")
         if batch is not None and len(batch.done) == len(batch.keys):
-            self._summarise(batch, at)
+            self._summarise(batch)
             self._batch = None
 
-    def _summarise(self, batch: _Batch, at: float) -> None:
-        elapsed = max(at - batch.started, 1e-3)
+    def _summarise(self, batch: _Batch) -> None:
+        # Not the last reported image's finish: one reported earlier may have finished later.
+        elapsed = max(batch.finished - batch.started, 1e-3)
         counts = {status: list(batch.done.values()).count(status) for status in ("processed", "rejected", "FAILED")}
         total = len(batch.keys)
         rate = f", {total / elapsed * 60:.1f} images/min" if total > 1 else ""

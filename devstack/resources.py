@@ -78,37 +78,68 @@ def provision(
     function_config: Callable[[str], FunctionConfig],
 ) -> Wiring:
     """Create every resource the stage needs (idempotent) and return how events flow."""
-    s3, sqs, sns, ddb = clients("s3"), clients("sqs"), clients("sns"), clients("dynamodb")
-    queues: dict[str, str] = {}
-    topics: dict[str, str] = {}
-
-    def queue(name: str, visibility_s: int = 30) -> tuple[str, str]:
-        url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility_s)})["QueueUrl"]
-        queues[name] = url
-        return url, f"arn:aws:sqs:{settings.region}:{ACCOUNT_ID}:{name}"
-
-    def topic(name_or_arn: str) -> str:
-        name = topic_name(name_or_arn)
-        topics[name] = arn = str(sns.create_topic(Name=name)["TopicArn"])
-        return arn
-
-    def subscribe(topic_arn: str, queue_arn: str) -> None:
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"})
-
-    buckets = [settings.upload_bucket, settings.processed_bucket]
-    topic(settings.events_topic)
+    made = _Resources(clients, settings)
+    made.topic(settings.events_topic)
     if settings.alerts_topic_arn:
-        topic(settings.alerts_topic_arn)
-    _create_table(ddb, settings.catalog_table)
+        made.topic(settings.alerts_topic_arn)
+    _create_table(made.ddb, settings.catalog_table)
 
     routes: list[Route] = []
-    notifications: dict[str, list[dict[str, Any]]] = {}
     not_relayed: list[str] = []
     for source in event_sources:
-        function_name = f"{app_name}-{stage}-{source.name}"
-        config = function_config(source.name)
-        # The relay holds a message through the first try and two retries.
-        visibility = 3 * config.timeout_s + 60
+        route = made.route(source, f"{app_name}-{stage}-{source.name}", function_config(source.name))
+        if route is None:
+            not_relayed.append(f"{source.name} ({type(source).__name__})")
+        else:
+            routes.append(route)
+
+    # The local stack's own taps: every rendition written or removed, and every event.
+    mirror_url, mirror_arn = made.queue(f"{app_name}-{stage}-local-outbox")
+    made.notify(
+        settings.processed_bucket,
+        _queue_notification("local-outbox", mirror_arn, ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"], settings.output_prefix, ""),
+    )
+    monitor_url, monitor_arn = made.queue(f"{app_name}-{stage}-local-monitor")
+    made.subscribe(made.topics[topic_name(settings.events_topic)], monitor_arn)
+
+    for bucket in made.buckets:
+        _create_bucket(made.s3, bucket)
+    for bucket, configs in made.notifications.items():
+        made.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configs})
+    return Wiring(tuple(routes), mirror_url, monitor_url, made.topics, made.queues, tuple(made.buckets), tuple(not_relayed))
+
+
+class _Resources:
+    """What `provision` has made so far (queues, topics, buckets, notifications) and the
+    calls that make more."""
+
+    def __init__(self, clients: Callable[[str], Any], settings: Settings) -> None:
+        self.s3, self.sqs, self.sns, self.ddb = clients("s3"), clients("sqs"), clients("sns"), clients("dynamodb")
+        self.region = settings.region
+        self.queues: dict[str, str] = {}
+        self.topics: dict[str, str] = {}
+        self.buckets = [settings.upload_bucket, settings.processed_bucket]
+        self.notifications: dict[str, list[dict[str, Any]]] = {}
+
+    def queue(self, name: str, visibility_s: int = 30) -> tuple[str, str]:
+        url = self.sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility_s)})["QueueUrl"]
+        self.queues[name] = url
+        return url, f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}"
+
+    def topic(self, name_or_arn: str) -> str:
+        name = topic_name(name_or_arn)
+        self.topics[name] = arn = str(self.sns.create_topic(Name=name)["TopicArn"])
+        return arn
+
+    def subscribe(self, topic_arn: str, queue_arn: str) -> None:
+        self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"})
+
+    def notify(self, bucket: str, config: dict[str, Any]) -> None:
+        self.notifications.setdefault(bucket, []).append(config)
+
+    def route(self, source: Any, function_name: str, config: FunctionConfig) -> Route | None:
+        """The queue (and dead-letter queue) one event source is delivered through; None for
+        kinds the relay does not run."""
         if isinstance(source, SQSEventConfig):
             name = source.queue or str(source.queue_arn).rsplit(":", 1)[-1]
             dead_letter = f"{name}-dlq"
@@ -116,54 +147,39 @@ def provision(
         elif isinstance(source, S3EventConfig | SNSEventConfig):
             name, dead_letter, batch = f"{function_name}-events", f"{function_name}-dlq", 1
         else:
-            not_relayed.append(f"{source.name} ({type(source).__name__})")
-            continue
-        url, arn = queue(name, visibility)
-        dead_letter_url, _ = queue(dead_letter)
-        if isinstance(source, S3EventConfig):
-            kind: RouteKind = "s3"
-            if source.bucket not in buckets:
-                buckets.append(source.bucket)
-            notifications.setdefault(source.bucket, []).append(
-                _queue_notification(source.name, arn, source.events or ["s3:ObjectCreated:*"], source.prefix, source.suffix)
-            )
-            described = f"s3://{source.bucket}/{source.prefix or ''}*{source.suffix or ''} {','.join(source.events or [])}"
-        elif isinstance(source, SNSEventConfig):
-            kind = "sns"
-            described = topic(source.topic)
-            subscribe(described, arn)
-        else:
-            kind, described = "sqs", name
-        routes.append(
-            Route(
-                source.name,
-                kind,
-                described,
-                name,
-                url,
-                arn,
-                dead_letter,
-                dead_letter_url,
-                function_name,
-                config.memory_mb,
-                config.timeout_s,
-                batch,
-            )
+            return None
+        # The relay holds a message through the first try and two retries.
+        url, arn = self.queue(name, 3 * config.timeout_s + 60)
+        dead_letter_url, _ = self.queue(dead_letter)
+        kind, described = self._connect(source, name, arn)
+        return Route(
+            source.name,
+            kind,
+            described,
+            name,
+            url,
+            arn,
+            dead_letter,
+            dead_letter_url,
+            function_name,
+            config.memory_mb,
+            config.timeout_s,
+            batch,
         )
 
-    # The local stack's own taps: every rendition written or removed, and every event.
-    mirror_url, mirror_arn = queue(f"{app_name}-{stage}-local-outbox")
-    notifications.setdefault(settings.processed_bucket, []).append(
-        _queue_notification("local-outbox", mirror_arn, ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"], settings.output_prefix, "")
-    )
-    monitor_url, monitor_arn = queue(f"{app_name}-{stage}-local-monitor")
-    subscribe(topics[topic_name(settings.events_topic)], monitor_arn)
-
-    for bucket in buckets:
-        _create_bucket(s3, bucket)
-    for bucket, configs in notifications.items():
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configs})
-    return Wiring(tuple(routes), mirror_url, monitor_url, topics, queues, tuple(buckets), tuple(not_relayed))
+    def _connect(self, source: Any, queue_name: str, queue_arn: str) -> tuple[RouteKind, str]:
+        """Point the source at its queue; returns its kind and a description for people."""
+        if isinstance(source, S3EventConfig):
+            if source.bucket not in self.buckets:
+                self.buckets.append(source.bucket)
+            events = source.events or ["s3:ObjectCreated:*"]
+            self.notify(source.bucket, _queue_notification(source.name, queue_arn, events, source.prefix, source.suffix))
+            return "s3", f"s3://{source.bucket}/{source.prefix or ''}*{source.suffix or ''} {','.join(source.events or [])}"
+        if isinstance(source, SNSEventConfig):
+            topic_arn = self.topic(source.topic)
+            self.subscribe(topic_arn, queue_arn)
+            return "sns", topic_arn
+        return "sqs", queue_name
 
 
 def _queue_notification(name: str, queue_arn: str, events: list[str], prefix: str | None, suffix: str | None) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""`upload` and `status`: drive a running local stack from another terminal."""
+"""`upload` and `status`: drive a running local stack from another terminal.
+
+They find the stack through the record `run` leaves in LOCAL_LOG_DIR (running.py), so a
+stack on other ports than the defaults is found too; LOCAL_AWS_PORT names one explicitly."""
 
 from __future__ import annotations
 
@@ -13,9 +16,10 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws
-from chalicelib.local.stack import apply_environment, local_environment, stage_config, upload_file
-from chalicelib.local.watcher import files_in
 from chalicelib.settings import LocalSettings, Settings
+from devstack import running
+from devstack.stack import apply_environment, local_environment, stage_config, upload_file
+from devstack.watcher import files_in
 
 
 class NoStack(RuntimeError):
@@ -35,13 +39,21 @@ def _connect(local: LocalSettings) -> Settings:
 
 
 def _unreachable(local: LocalSettings, exc: Exception) -> int:
-    print(f"error: no local stack answers at {local.endpoint_url} ({exc}). Start it with `make run`.", file=sys.stderr)
+    record = running.record_path(local)
+    print(
+        f"error: no local stack answers at {local.endpoint_url} ({exc}). Start it with `make run`. "
+        f"A stack started on other ports is found through {record}, which it writes once ready: run this "
+        "command from the same folder with the same LOCAL_LOG_DIR, or name its emulator's port: LOCAL_AWS_PORT=<port> "
+        "(its ready line says aws=http://127.0.0.1:<port>).",
+        file=sys.stderr,
+    )
     return 1
 
 
 def upload(local: LocalSettings, paths: list[Path]) -> int:
     """Files go to UPLOAD_PREFIX + their name (inbox files keep their inbox path); a folder's
     files keep their path below the folder's parent."""
+    local, _ = running.find(local)
     try:
         settings = _connect(local)
     except NoStack as exc:
@@ -73,13 +85,15 @@ def upload(local: LocalSettings, paths: list[Path]) -> int:
 
 
 def status(local: LocalSettings) -> int:
+    local, record = running.find(local)
     try:
         settings = _connect(local)
     except NoStack as exc:
         return _unreachable(local, exc)
     ddb, sqs, s3 = (aws.client(name, settings.region) for name in ("dynamodb", "sqs", "s3"))
     try:
-        print(f"local stack at {local.endpoint_url} (stage {local.stage})")
+        found = f", found through {record}" if record else ""
+        print(f"local stack at {local.endpoint_url} (stage {local.stage}{found})")
         print("catalog:")
         for state in ("processed", "rejected", "failed"):
             print(f"  {state:<10} {_or_error(_count, ddb, settings.catalog_table, 'by_status', 'status', state)}")

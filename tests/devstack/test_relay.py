@@ -15,9 +15,9 @@ import pytest
 from chalice.app import Chalice, S3Event, SNSEvent, SQSEvent
 from moto import mock_aws
 
-from chalicelib.local.relay import DeadLetter, Relay
-from chalicelib.local.resources import FunctionConfig, Route, Wiring, provision
 from chalicelib.settings import Settings
+from devstack.relay import DeadLetter, Relay
+from devstack.resources import FunctionConfig, Route, Wiring, provision
 
 SETTINGS = Settings(upload_bucket="in-bucket", processed_bucket="out-bucket", catalog_table="catalog", events_topic="events")
 

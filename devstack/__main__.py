@@ -1,4 +1,4 @@
-"""python -m chalicelib.local run | upload PATH... | status | api
+"""python -m devstack run | upload PATH... | status | api
 
   run          the whole pipeline on this machine (what `make run` does)
   upload PATH  upload files or folders to the running stack's upload bucket
@@ -6,8 +6,9 @@
   api          the HTTP routes only (`chalice local` without autoreload; `run` starts it)
 
 Options come from environment variables: LOCAL_AWS_PORT, LOCAL_API_PORT, INBOX, OUTBOX,
-STAGE, PRESETS, ... (README.md, "Run it locally: make run", "Options"). `upload` and `status`
-find the stack by LOCAL_AWS_PORT and STAGE: give them the same values as `run`.
+STAGE, PRESETS, ... (docs: "Run it locally", "Options"). `upload` and `status` find the
+running stack, on whatever ports, through the record `run` writes to LOCAL_LOG_DIR/stack.json
+(default .local/stack.json): run them from the same folder. LOCAL_AWS_PORT=<port> names one.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ import os
 import sys
 from pathlib import Path
 
-from chalicelib.local.processes import StartupError
 from chalicelib.settings import LocalSettings, SettingsError
+from devstack.processes import StartupError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m chalicelib.local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the whole pipeline locally")
     upload = commands.add_parser("upload", help="upload files or folders to the running stack")
@@ -38,12 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         local = LocalSettings.from_env()
         if args.command == "run":
-            from chalicelib.local.stack import run
+            from devstack.stack import run
 
             return run(local)
         if args.command == "api":
             return serve_api(local, args.port, args.stage)
-        from chalicelib.local import client
+        from devstack import client
 
         if args.command == "upload":
             return client.upload(local, args.paths)
@@ -68,7 +67,7 @@ def serve_api(local: LocalSettings, port: int, stage: str) -> int:
     (Autoreload is off: with watchdog installed it restarts endlessly.)"""
     from chalice.deploy.validate import validate_routes
 
-    from chalicelib.local.stack import stage_config
+    from devstack.stack import stage_config
 
     config = stage_config(stage, local)
     app = config.chalice_app

@@ -25,16 +25,16 @@ from chalice.config import Config
 from chalice.constants import DEFAULT_APIGATEWAY_STAGE_NAME, DEFAULT_ENDPOINT_TYPE
 
 from chalicelib import aws
-from chalicelib.local import resources
-from chalicelib.local.live import LiveLog, has_outputs
-from chalicelib.local.outbox import OutboxMirror, QueueTap, stop_all
-from chalicelib.local.processes import Child, StartupError, ensure_free, free_port
-from chalicelib.local.relay import Relay
-from chalicelib.local.watcher import InboxWatcher, files_in, upload_key
 from chalicelib.presets import PresetError, load_profile
 from chalicelib.settings import LocalSettings, Settings, SettingsError
+from devstack import resources, running
+from devstack.live import LiveLog, has_outputs
+from devstack.outbox import OutboxMirror, QueueTap, stop_all
+from devstack.processes import Child, StartupError, ensure_free, free_port
+from devstack.relay import Relay
+from devstack.watcher import InboxWatcher, files_in, upload_key
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = PROJECT_DIR / "samples"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 LOCAL_REGION = "us-east-1"  # the dev stage's ARNs name it
@@ -158,9 +158,7 @@ class LocalStack:
         logs.mkdir(parents=True, exist_ok=True)
         emulator = self._child("AWS emulator (moto)", ["moto.server", "-H", "127.0.0.1", "-p", str(local.aws_port)], "aws.log")
         # The API server starts at once too (it imports the app); it is waited for last.
-        api = self._child(
-            "API (chalice local)", ["chalicelib.local", "api", "--port", str(local.api_port), "--stage", local.stage], "api.log"
-        )
+        api = self._child("API (chalice local)", ["devstack", "api", "--port", str(local.api_port), "--stage", local.stage], "api.log")
         emulator.wait_http(f"{local.endpoint_url}/moto-api/", timeout=60)
         self.say(f"  aws emulator  {local.endpoint_url}  (moto server, log {_show(logs / 'aws.log')})")
 
@@ -286,6 +284,8 @@ def run(local: LocalSettings) -> int:
             f"  inbox         {_show(stack.inbox)} -> outbox {_show(stack.outbox)}"
             + (f"  ({len(waiting)} file(s) without outputs yet)" if waiting else "")
         )
+        recorded = running.record(stack.local, stack.api_url)
+        say(f"  helpers       python -m devstack status | upload PATH  (from another terminal; they find this stack in {_show(recorded)})")
         say(
             f"ready: api={stack.api_url} aws={stack.local.endpoint_url} inbox={stack.inbox} outbox={stack.outbox}"
             "  (drop images into the inbox; Ctrl-C stops)"
@@ -307,6 +307,7 @@ def run(local: LocalSettings) -> int:
         at_once = True  # the second Ctrl-C came before the orderly stop began
         return 130  # (the `finally` below exits the process first)
     finally:
+        running.forget(stack.local)
         if not at_once:
             try:
                 stack.stop()

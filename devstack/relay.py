@@ -28,7 +28,7 @@ from typing import Any
 
 from chalice.local import LambdaContext
 
-from chalicelib.local.resources import Route
+from devstack.resources import Route
 
 log = logging.getLogger("image_pipeline.local.relay")
 
