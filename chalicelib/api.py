@@ -46,7 +46,7 @@ _IMAGE_ID = re.compile(r"[0-9a-f]{32}")  # used with fullmatch: `$` would accept
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,512}")  # urlsafe base64 without padding
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})?", re.ASCII)
 LISTABLE_STATUSES = (Status.PROCESSED.value, Status.REJECTED.value, Status.FAILED.value, Status.DELETED.value)
-# Tombstones of sources their owner deleted (see service.remove_source) are listed only on request.
+# Tombstones of sources their owner deleted (see removal.remove_source) are listed only on request.
 HIDDEN_BY_DEFAULT = (Status.DELETED.value,)
 # What the processor can decode (it identifies files by content; this only gates the form).
 UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp", "image/avif")

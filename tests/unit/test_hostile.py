@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageCms
 
-from chalicelib import keys, service
+from chalicelib import keys, processing
 from chalicelib.imaging import codec
 from chalicelib.models import ErrorCode, RejectedInput, Upload
 from chalicelib.presets import CLASSIC, WEB
@@ -39,7 +39,7 @@ def test_every_hostile_or_odd_upload_gets_a_typed_recorded_outcome(name: str, ca
     assert isinstance(store, MemoryObjectStore)
     key = f"uploads/hostile/{name}"
     store.add("up", key, data)
-    outcome = service.process_upload(p, Upload("up", key, sequencer="01"))  # never raises for bad input
+    outcome = processing.handle_upload(p, Upload("up", key, sequencer="01"))  # never raises for bad input
     record = p.catalog.get(keys.image_id_for(key))
     assert record is not None
     [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
@@ -124,7 +124,7 @@ def test_limits_are_settings() -> None:
         store = p.store
         assert isinstance(store, MemoryObjectStore)
         store.add("up", key, data)
-        outcome = service.process_upload(p, Upload("up", key, sequencer="01"))
+        outcome = processing.handle_upload(p, Upload("up", key, sequencer="01"))
         assert (outcome.record or {}).get("error_code") == code, key
     defaults = Settings.from_env(env)
     assert (defaults.max_source_bytes, defaults.max_source_pixels, defaults.max_frames) == (50 * 1024 * 1024, 50_000_000, 1000)
@@ -157,7 +157,7 @@ def test_webp_side_limit_is_capped_and_noted() -> None:
     store = p.store
     assert isinstance(store, MemoryObjectStore)
     store.add("up", "uploads/strip.png", hostile.case("20000x1"))
-    outcome = service.process_upload(p, Upload("up", "uploads/strip.png", sequencer="01"))
+    outcome = processing.handle_upload(p, Upload("up", "uploads/strip.png", sequencer="01"))
     renditions = {r.preset: r for r in outcome.renditions}
     webp = open_bytes(store.buckets["out"][renditions["converted_webp"].key].data)
     assert webp.format == "WEBP" and webp.size == (16383, 1)

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib import keys, service
+from chalicelib import alerts, events, keys, processing, removal
+from chalicelib.adapters import Adapters
 from chalicelib.catalog import MemoryCatalog
 from chalicelib.models import Upload
 from chalicelib.notify import MemoryNotifier
+from chalicelib.outcomes import Outcome
 from chalicelib.presets import CLASSIC, WEB, Profile
 from chalicelib.settings import Settings
 from chalicelib.storage import MemoryObjectStore
@@ -20,8 +22,8 @@ from tests.conftest import fixture_bytes
 SETTINGS = Settings.from_env({"UPLOAD_BUCKET": "up", "PROCESSED_BUCKET": "out", "CATALOG_TABLE": "t", "EVENTS_TOPIC": "ev"})
 
 
-def make_pipeline(profile: Profile = WEB, settings: Settings = SETTINGS, **kw: Any) -> service.Pipeline:
-    return service.Pipeline(
+def make_pipeline(profile: Profile = WEB, settings: Settings = SETTINGS, **kw: Any) -> Adapters:
+    return Adapters(
         settings=settings,
         profile=profile,
         store=kw.get("store", MemoryObjectStore()),
@@ -31,10 +33,10 @@ def make_pipeline(profile: Profile = WEB, settings: Settings = SETTINGS, **kw: A
     )
 
 
-def upload(p: service.Pipeline, key: str, data: bytes, sequencer: str = "0A") -> service.Outcome:
+def upload(p: Adapters, key: str, data: bytes, sequencer: str = "0A") -> Outcome:
     assert isinstance(p.store, MemoryObjectStore)
     p.store.add("up", key, data)
-    return service.process_upload(p, Upload("up", key, sequencer=sequencer))
+    return processing.handle_upload(p, Upload("up", key, sequencer=sequencer))
 
 
 @pytest.mark.parametrize(
@@ -104,7 +106,7 @@ def test_processed_record_and_event() -> None:
 def test_same_event_twice_gives_one_record_and_same_renditions() -> None:
     p = make_pipeline()
     first = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
-    second = service.process_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0A"))
+    second = processing.handle_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0A"))
     assert second.status == "processed"
     assert [r.key for r in first.renditions] == [r.key for r in second.renditions]
     assert isinstance(p.catalog, MemoryCatalog) and len(p.catalog.items) == 1
@@ -113,7 +115,7 @@ def test_same_event_twice_gives_one_record_and_same_renditions() -> None:
 def test_older_event_never_clobbers_newer_result() -> None:
     p = make_pipeline()
     upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"), sequencer="0005B")
-    late = service.process_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0004F"))
+    late = processing.handle_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0004F"))
     assert late.status == "ignored"
     record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
     assert record is not None and record["sequencer"].endswith("5B")
@@ -264,7 +266,7 @@ def test_notify_people(body: dict[str, Any], expect_sent: bool, needle: str) -> 
         }
     )
     p = make_pipeline(settings=settings)
-    service.notify_people(p, json.dumps(body))
+    alerts.notify_people(p, json.dumps(body))
     assert isinstance(p.notifier, MemoryNotifier)
     assert len(p.notifier.messages) == int(expect_sent)
     if expect_sent:
@@ -284,7 +286,7 @@ def test_notify_forwards_plain_text() -> None:
         }
     )
     p = make_pipeline(settings=settings)
-    service.notify_people(p, "not json {", "Hello")
+    alerts.notify_people(p, "not json {", "Hello")
     assert isinstance(p.notifier, MemoryNotifier)
     assert p.notifier.messages[0].message == "not json {"
 
@@ -297,7 +299,7 @@ def test_events_for_another_bucket_are_ignored() -> None:
     upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     before = {k: v.data for k, v in p.store.buckets["out"].items()}
     p.store.add("someone-else", "uploads/cat.jpg", b"not even an image")
-    for handle in (service.process_upload, service.remove_source):
+    for handle in (processing.handle_upload, removal.remove_source):
         outcome = handle(p, Upload("someone-else", "uploads/cat.jpg", sequencer="FF"))
         assert outcome.status == "ignored" and "UPLOAD_BUCKET" in (outcome.reason or "")
     assert {k: v.data for k, v in p.store.buckets["out"].items()} == before
@@ -309,16 +311,14 @@ def test_each_malformed_record_counts_once_in_events_malformed(capsys: pytest.Ca
     the metric the malformed-events alarm watches; good records next to them count nothing."""
     good = {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "up"}, "object": {"key": "uploads/a+b.jpg"}}}
     capsys.readouterr()
-    assert [u.key for u in service.uploads_from_event({"Records": ["garbage", good, {"s3": {"object": {"key": 5}}}]})] == [
-        "uploads/a b.jpg"
-    ]
-    assert service.uploads_from_event({"Service": "Amazon S3", "Event": "s3:TestEvent"}) == []
-    assert service.sqs_bodies({"Records": [{"messageId": "1"}, {"body": "{}"}]}) == ["{}"]
-    assert service.sns_messages({"Records": [{"Sns": {"Message": "hi"}}, {"Sns": {}}]}) == [("hi", None)]
+    assert [u.key for u in events.uploads({"Records": ["garbage", good, {"s3": {"object": {"key": 5}}}]})] == ["uploads/a b.jpg"]
+    assert events.uploads({"Service": "Amazon S3", "Event": "s3:TestEvent"}) == []
+    assert events.sqs_bodies({"Records": [{"messageId": "1"}, {"body": "{}"}]}) == ["{}"]
+    assert events.sns_messages({"Records": [{"Sns": {"Message": "hi"}}, {"Sns": {}}]}) == [("hi", None)]
     p = make_pipeline()
     assert isinstance(p.store, MemoryObjectStore)
     p.store.add("someone-else", "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
-    for handle in (service.process_upload, service.remove_source):
+    for handle in (processing.handle_upload, removal.remove_source):
         assert handle(p, Upload("someone-else", "uploads/cat.jpg", sequencer="FF")).status == "ignored"
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert len(lines) == 7 and all(line["error_code"] == "malformed_event" for line in lines)
@@ -351,7 +351,7 @@ ALERTS = Settings.from_env(
 def test_notify_copes_with_events_of_our_types_in_another_shape(body: dict[str, Any]) -> None:
     """Whoever may publish to the events topic can send `image.processed` with any body."""
     p = make_pipeline(settings=ALERTS)
-    service.notify_people(p, json.dumps(body))
+    alerts.notify_people(p, json.dumps(body))
     assert isinstance(p.notifier, MemoryNotifier)
     [sent] = p.notifier.messages
     key = body["source_key"] if isinstance(body["source_key"], str) else "?"
@@ -362,7 +362,7 @@ def test_notify_copes_with_events_of_our_types_in_another_shape(body: dict[str, 
 
 def test_notify_forwards_json_nested_too_deep_to_parse_as_text() -> None:
     p = make_pipeline(settings=ALERTS)
-    service.notify_people(p, "[" * 100_000, "deep")  # json.loads raises RecursionError on it
+    alerts.notify_people(p, "[" * 100_000, "deep")  # json.loads raises RecursionError on it
     assert isinstance(p.notifier, MemoryNotifier)
     assert [m.message for m in p.notifier.messages] == ["[" * 100_000]
 
@@ -372,12 +372,12 @@ def test_notify_cuts_a_forwarded_message_to_what_sns_accepts() -> None:
     SNS would refuse the alert, and the retries end in the dead-letter queue."""
     body = {f"field{i:05d}": i for i in range(12_000)}
     compact, pretty = len(json.dumps(body)), len(json.dumps(body, indent=2))
-    assert compact < service.SNS_MESSAGE_BYTES < pretty
+    assert compact < alerts.SNS_MESSAGE_BYTES < pretty
     p = make_pipeline(settings=ALERTS)
-    service.notify_people(p, json.dumps(body), "from a neighbour")
+    alerts.notify_people(p, json.dumps(body), "from a neighbour")
     assert isinstance(p.notifier, MemoryNotifier)
     [sent] = p.notifier.messages
-    assert len(sent.message.encode()) <= service.SNS_MESSAGE_BYTES
+    assert len(sent.message.encode()) <= alerts.SNS_MESSAGE_BYTES
     assert sent.message.startswith('{\n  "field00000": 0') and "[cut: the message was" in sent.message
 
 
