@@ -26,12 +26,13 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib.catalog import Catalog, Record, index_for
+from chalicelib.catalog import Catalog, index_for
 from chalicelib.keys import image_id_for
 from chalicelib.links import Links
 from chalicelib.models import Status
 from chalicelib.presets import Profile
 from chalicelib.probe import Probe
+from chalicelib.records import ImageRecord
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStore
 
@@ -210,7 +211,7 @@ def get_image(api: Api, image_id: str) -> Reply:
     return json_reply(detail_view(api, record))
 
 
-def _existing(api: Api, image_id: str) -> Record:
+def _existing(api: Api, image_id: str) -> ImageRecord:
     if not _IMAGE_ID.fullmatch(image_id):
         raise bad_request("image_id", "image_id is 32 lowercase hexadecimal characters (see POST /uploads)")
     record = api.catalog.get(image_id)
@@ -227,18 +228,20 @@ def rendition_url(api: Api, key: str) -> str:
     return api.links.download_url(api.settings.processed_bucket, key, expires=api.settings.presign_expiry)
 
 
-def detail_view(api: Api, record: Record) -> dict[str, Any]:
-    renditions = [{**r, "url": rendition_url(api, r["key"])} for r in record.get("renditions") or []]
-    return {**record, "renditions": renditions, "srcset": srcsets(api.profile, renditions)}
+def detail_view(api: Api, record: ImageRecord) -> dict[str, Any]:
+    view = record.public_view()
+    renditions = [{**r, "url": rendition_url(api, r["key"])} for r in view.get("renditions") or []]
+    return {**view, "renditions": renditions, "srcset": srcsets(api.profile, renditions)}
 
 
-def summary_view(api: Api, record: Record) -> dict[str, Any]:
+def summary_view(api: Api, record: ImageRecord) -> dict[str, Any]:
     """A listing item: the record plus a `thumbnail_url` (the smallest rendition's URL)."""
-    renditions = record.get("renditions") or []
+    view = record.public_view()
+    renditions = view.get("renditions") or []
     thumb = next((r for r in renditions if r.get("preset") == "thumbnail"), None)
     if thumb is None and renditions:
         thumb = min(renditions, key=lambda r: (r.get("width") or 0) * (r.get("height") or 0))
-    return {**record, "thumbnail_url": rendition_url(api, thumb["key"]) if thumb else None}
+    return {**view, "thumbnail_url": rendition_url(api, thumb["key"]) if thumb else None}
 
 
 def srcsets(profile: Profile, renditions: list[dict[str, Any]]) -> dict[str, str]:
@@ -352,17 +355,17 @@ def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None) -> Re
     with_source = _flag((query or {}).get("source"), "source")
     record = _existing(api, image_id)
     settings = api.settings
-    keys = [r["key"] for r in record.get("renditions") or []]
+    keys = [r.key for r in record.renditions or ()]
     # Renditions first: if anything fails after this the record still lists them and a retry
     # finishes the job; the reverse order could orphan objects nobody knows about.
     if keys:
         api.store.delete(settings.processed_bucket, keys)
-    if not api.catalog.delete_version(image_id, str(record.get("updated_at", ""))):
+    if not api.catalog.delete_version(image_id, record.updated_at or ""):
         raise ApiError(409, "conflict", "the image was reprocessed while it was being deleted; fetch it again and retry")
     source_deleted = False
-    source_key = str(record.get("source_key", ""))
+    source_key = record.source_key or ""
     if with_source and source_key.startswith(settings.upload_prefix):
-        api.store.delete(record.get("source_bucket") or settings.upload_bucket, [source_key])
+        api.store.delete(record.source_bucket or settings.upload_bucket, [source_key])
         source_deleted = True
     return json_reply({"image_id": image_id, "deleted": {"record": True, "renditions": len(keys), "source": source_deleted}})
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from chalicelib import observe
 from chalicelib.adapters import Adapters
-from chalicelib.catalog import Record
 from chalicelib.events import MALFORMED_EVENT, MALFORMED_METRICS
-from chalicelib.models import SourceObject, StoredRendition, Upload
+from chalicelib.models import SourceObject, Upload
+from chalicelib.records import ImageRecord, RenditionRecord
 
 log = logging.getLogger("image_pipeline")
 
@@ -28,8 +28,8 @@ class Outcome:
     source_key: str
     image_id: str | None = None
     reason: str | None = None
-    record: Record | None = None
-    renditions: tuple[StoredRendition, ...] = field(default=())
+    record: ImageRecord | None = None
+    renditions: tuple[RenditionRecord, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def announce(
     adapters: Adapters,
     notice: Notice,
     *,
-    record: Record | None = None,
+    record: ImageRecord | None = None,
     then: Callable[[], None] | None = None,
     tag: SourceObject | None = None,
     now: str | None = None,

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chalicelib import renditions
 from chalicelib.adapters import Adapters
-from chalicelib.catalog import Record, sequencer_order
+from chalicelib.catalog import LISTING, sequencer_order
 from chalicelib.imaging import render
 from chalicelib.keys import image_id_for, output_folder, source_stem
-from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, StoredRendition, Upload
+from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
 from chalicelib.outcomes import Notice, Outcome, announce, announce_failure, best_effort, error_text, ignored, outside_our_uploads, short
+from chalicelib.records import ImageRecord, RenditionRecord
 
 REPAIR_EVENT = "Pipeline:Repair"  # event_name of a re-render after losing a race (see _yield_to_newer)
 NEWER_RECORDED = "a newer upload of this key was recorded meanwhile"
@@ -54,28 +55,29 @@ class Attempt:
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
     source: SourceObject | None = None
-    previous: Record | None = None
+    previous: ImageRecord | None = None
 
-    def base_record(self, now: str) -> Record:
+    def base_record(self, now: str, status: Status) -> ImageRecord:
+        """What every record of an attempt says: the source, the profile, the times."""
         source = self.source
-        return {
-            "image_id": self.image_id,
-            "source_bucket": self.upload.bucket,
-            "source_key": self.upload.key,
-            "source_etag": source.etag if source else None,
-            "source_version": source.version_id if source else None,
-            "content_type": source.content_type if source else None,
-            "bytes": source.size if source else None,
-            "sequencer": self.sequencer,
-            "profile": self.adapters.profile.name,
-            "profile_version": self.adapters.profile.version,
-            "created_at": (self.previous or {}).get("created_at") or now,
-            "updated_at": now,
-            "uploaded_at": self.upload.event_time,
-            # Index keys: GSI `by_updated` (listing, updated_at) lists every image newest
-            # first; GSI `by_status` (status, updated_at) filters by status. No Scan needed.
-            "listing": "images",
-        }
+        return ImageRecord(
+            image_id=self.image_id,
+            source_bucket=self.upload.bucket,
+            source_key=self.upload.key,
+            source_etag=source.etag if source else None,
+            source_version=source.version_id if source else None,
+            content_type=source.content_type if source else None,
+            bytes=source.size if source else None,
+            sequencer=self.sequencer,
+            profile=self.adapters.profile.name,
+            profile_version=self.adapters.profile.version,
+            created_at=(self.previous.created_at if self.previous else None) or now,
+            updated_at=now,
+            uploaded_at=self.upload.event_time,
+            listing=LISTING,
+            status=status.value,
+            renditions=(),
+        )
 
     def timed(self, stage: str, since: float) -> None:
         self.timings[f"{stage}_ms"] = round((time.perf_counter() - since) * 1000, 1)
@@ -97,7 +99,7 @@ def _attempt(adapters: Adapters, upload: Upload) -> tuple[Outcome, Upload | None
 def _process(attempt: Attempt) -> tuple[Outcome, Upload | None]:
     adapters, upload = attempt.adapters, attempt.upload
     attempt.previous = previous = adapters.catalog.get(attempt.image_id)
-    if previous and attempt.sequencer and previous.get("sequencer", "") > attempt.sequencer:
+    if previous and attempt.sequencer and (previous.sequencer or "") > attempt.sequencer:
         return attempt.ignored("a newer upload of this key was already processed")
     attempt.source = source = adapters.store.head(upload.bucket, upload.key)
     if source is None:
@@ -115,7 +117,7 @@ def _process(attempt: Attempt) -> tuple[Outcome, Upload | None]:
     return _store(attempt, source, result, stored)
 
 
-def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.RenderResult, list[StoredRendition]]:
+def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.RenderResult, list[RenditionRecord]]:
     """Read, render, and write each rendition as soon as it is encoded (uploads overlap the
     remaining encodes). If rendering fails, what was already written is removed again."""
     adapters, settings = attempt.adapters, attempt.adapters.settings
@@ -150,23 +152,20 @@ def _check_size(source: SourceObject, limit: int) -> None:
 Repair = Upload | None  # the re-render a lost race needs (see _yield_to_newer)
 
 
-def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, stored: list[StoredRendition]) -> tuple[Outcome, Repair]:
+def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, stored: list[RenditionRecord]) -> tuple[Outcome, Repair]:
     adapters, upload = attempt.adapters, attempt.upload
     now = adapters.now()
-    record = compact(
-        {
-            **attempt.base_record(now),
-            "status": Status.PROCESSED.value,
-            "format": result.source.format,
-            "width": result.source.width,
-            "height": result.source.height,
-            "frames": result.source.frames,
-            "renditions": [r.as_dict() for r in stored],
-            "skipped_presets": list(result.skipped) or None,
-            "notes": list(result.notes) or None,
-            "camera": result.source.camera.as_dict() or None,
-            "processed_at": now,
-        }
+    record = replace(
+        attempt.base_record(now, Status.PROCESSED),
+        format=result.source.format,
+        width=result.source.width,
+        height=result.source.height,
+        frames=result.source.frames,
+        renditions=tuple(stored),
+        skipped_presets=tuple(result.skipped) or None,
+        notes=tuple(result.notes) or None,
+        camera=result.source.camera.as_dict() or None,
+        processed_at=now,
     )
     total_bytes = sum(r.bytes for r in stored)
     summary = {
@@ -183,7 +182,7 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
         "image.processed",
         summary,
         f"Processed {short(upload.key)}: {len(stored)} renditions",
-        published={"renditions": record["renditions"], "renditions_bytes": total_bytes},
+        published={"renditions": record.public_view()["renditions"], "renditions_bytes": total_bytes},
         logged={"key": upload.key, "renditions": len(stored), "bytes_written": total_bytes},
         metrics={"ImagesProcessed": (1, "Count"), "RenditionsWritten": (len(stored), "Count"), "BytesWritten": (total_bytes, "Bytes")},
         started=attempt.started,
@@ -209,34 +208,25 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
     return Outcome(Status.PROCESSED.value, upload.key, attempt.image_id, record=record, renditions=tuple(stored)), None
 
 
-def _yield_to_newer(attempt: Attempt, written: Sequence[StoredRendition]) -> Upload | None:
+def _yield_to_newer(attempt: Attempt, written: Sequence[RenditionRecord]) -> Upload | None:
     """A newer event recorded this key while this one rendered, and this attempt's files may
     have landed on top of the newer ones (same keys). Remove what the newer record does not
     list; the newer version is to be rendered again over what it does (the returned repair),
     so the catalog and the bucket agree."""
     upload = attempt.upload
-    winner = attempt.adapters.catalog.get(attempt.image_id) or {}
+    winner = attempt.adapters.catalog.get(attempt.image_id)
     listed = renditions.listed(winner)
     ours = {r.key for r in written}
     renditions.delete(attempt.adapters, sorted(ours - listed), "remove renditions of a superseded event")
-    if ours & listed and winner.get("status") == Status.PROCESSED.value and upload.event_name != REPAIR_EVENT:
-        return Upload(upload.bucket, upload.key, REPAIR_EVENT, winner.get("sequencer"), upload.event_time)
+    if winner and ours & listed and winner.status == Status.PROCESSED.value and upload.event_name != REPAIR_EVENT:
+        return Upload(upload.bucket, upload.key, REPAIR_EVENT, winner.sequencer, upload.event_time)
     return None
 
 
 def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
     adapters, upload = attempt.adapters, attempt.upload
     now = adapters.now()
-    record = compact(
-        {
-            **attempt.base_record(now),
-            "status": Status.REJECTED.value,
-            "renditions": [],
-            "error_code": rejection.code.value,
-            "error": rejection.message,
-            "rejected_at": now,
-        }
-    )
+    record = replace(attempt.base_record(now, Status.REJECTED), error_code=rejection.code.value, error=rejection.message, rejected_at=now)
     details = {
         "image_id": attempt.image_id,
         "source_bucket": upload.bucket,
@@ -244,7 +234,7 @@ def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
         "status": Status.REJECTED.value,
         "error_code": rejection.code.value,
         "error": rejection.message,
-        "bytes": record.get("bytes"),
+        "bytes": record.bytes,
     }
     notice = Notice(
         "image.rejected",
@@ -270,16 +260,9 @@ def _fail(attempt: Attempt, exc: BaseException) -> None:
 
     def record_failure() -> None:
         previous = adapters.catalog.get(attempt.image_id)
-        if previous and previous.get("status") == Status.PROCESSED.value:
+        if previous and previous.status == Status.PROCESSED.value:
             return  # keep serving the last good version; the retry will replace it
-        failed = {
-            **attempt.base_record(now),
-            "status": Status.FAILED.value,
-            "renditions": [],
-            "error_code": "internal_error",
-            "error": error_text(exc),
-        }
-        adapters.catalog.put(compact(failed))
+        adapters.catalog.put(replace(attempt.base_record(now, Status.FAILED), error_code="internal_error", error=error_text(exc)))
 
     best_effort(record_failure, "record the failure")
     announce_failure(
@@ -293,8 +276,3 @@ def _fail(attempt: Attempt, exc: BaseException) -> None:
         started=attempt.started,
         timings=attempt.timings,
     )
-
-
-def compact(record: Record) -> Record:
-    """Drop empty optional fields: the catalog stores none of them."""
-    return {k: v for k, v in record.items() if v is not None}

@@ -9,14 +9,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import quote
 
 from chalicelib.adapters import Adapters
-from chalicelib.catalog import Record
-from chalicelib.models import Rendition, SourceObject, StoredRendition
+from chalicelib.models import Rendition, SourceObject
 from chalicelib.outcomes import best_effort
+from chalicelib.records import ImageRecord, RenditionRecord
 
 
-def listed(record: Record | None) -> set[str]:
+def listed(record: ImageRecord | None) -> set[str]:
     """The rendition keys a record lists."""
-    return {r["key"] for r in (record or {}).get("renditions", [])}
+    return record.rendition_keys if record else set()
 
 
 def delete(adapters: Adapters, keys: Sequence[str], what: str) -> None:
@@ -25,11 +25,11 @@ def delete(adapters: Adapters, keys: Sequence[str], what: str) -> None:
         best_effort(lambda: adapters.store.delete(adapters.settings.processed_bucket, list(keys)), what)
 
 
-def delete_stale(adapters: Adapters, previous: Record | None, current: Iterable[str]) -> None:
+def delete_stale(adapters: Adapters, previous: ImageRecord | None, current: Iterable[str]) -> None:
     """Renditions of an earlier version that the current one no longer has (preset change,
     or a smaller image replacing a larger one) are removed after the record moved on."""
     keep = set(current)
-    delete(adapters, [r["key"] for r in (previous or {}).get("renditions", []) if r["key"] not in keep], "delete stale renditions")
+    delete(adapters, sorted(listed(previous) - keep), "delete stale renditions")
 
 
 class RenditionWriter:
@@ -37,7 +37,7 @@ class RenditionWriter:
     from encoder threads). On failure, removes what this attempt added: keys the previous
     record still lists are kept, so the catalog never points at nothing."""
 
-    def __init__(self, adapters: Adapters, source: SourceObject, folder: str, previous: Record | None, workers: int) -> None:
+    def __init__(self, adapters: Adapters, source: SourceObject, folder: str, previous: ImageRecord | None, workers: int) -> None:
         self.adapters, self.source, self.folder, self.previous = adapters, source, folder, previous
         # Uploads are I/O: a few per CPU, bounded by the client's connection pool (16).
         self.pool = ThreadPoolExecutor(max_workers=min(16, workers * 4), thread_name_prefix="upload")
@@ -75,12 +75,12 @@ class RenditionWriter:
                 errors.append(exc)
         return written, errors
 
-    def finish(self, renditions: Sequence[Rendition]) -> list[StoredRendition]:
+    def finish(self, renditions: Sequence[Rendition]) -> list[RenditionRecord]:
         written, errors = self._settle()
         if errors:
             self._remove(written)
             raise errors[0]
-        return [StoredRendition(r.preset, self.folder + r.filename, r.format, r.width, r.height, r.size) for r in renditions]
+        return [RenditionRecord(r.preset, self.folder + r.filename, r.format, r.width, r.height, r.size) for r in renditions]
 
     def abandon(self) -> None:
         """Rendering failed: wait for the uploads in flight, then remove what they wrote."""

@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 from chalicelib import keys, observe
 from chalicelib.adapters import Adapters
-from chalicelib.catalog import Record
 from chalicelib.events import MALFORMED_EVENT, MALFORMED_METRICS
 from chalicelib.models import Status, Upload
 from chalicelib.outcomes import Outcome, ignored
 from chalicelib.processing import handle_upload
+from chalicelib.records import ImageRecord
 from chalicelib.storage import SourceLister
 
 REPROCESS_EVENT = "Pipeline:Reprocess"
@@ -89,9 +89,9 @@ class MemoryWorkQueue:
         self.bodies.extend(bodies)
 
 
-def up_to_date(record: Record | None, profile_version: str) -> bool:
+def up_to_date(record: ImageRecord | None, profile_version: str) -> bool:
     """Rendered (or rejected) with the active presets: nothing to redo."""
-    return bool(record and record.get("status") in _UP_TO_DATE and record.get("profile_version") == profile_version)
+    return bool(record and record.status in _UP_TO_DATE and record.profile_version == profile_version)
 
 
 def reprocess_one(pipeline: Adapters, job: Job) -> Outcome:
@@ -105,7 +105,7 @@ def reprocess_one(pipeline: Adapters, job: Job) -> Outcome:
     if up_to_date(record, pipeline.profile.version):
         upload = Upload(job.bucket, job.key, REPROCESS_EVENT)
         return ignored(pipeline, upload, f"already rendered with profile version {pipeline.profile.version}", image_id)
-    sequencer = (record or {}).get("sequencer") or _FIRST_SEQUENCER
+    sequencer = (record.sequencer if record else None) or _FIRST_SEQUENCER
     return handle_upload(pipeline, Upload(job.bucket, job.key, REPROCESS_EVENT, sequencer))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageCms
 
-from chalicelib import keys, processing
+from chalicelib import processing
 from chalicelib.imaging import codec
 from chalicelib.models import ErrorCode, RejectedInput, Upload
 from chalicelib.presets import CLASSIC, WEB
@@ -23,7 +23,7 @@ from chalicelib.storage import MemoryObjectStore
 from tests import hostile
 from tests.conftest import ROOT, fixture_bytes
 from tests.imagetools import LIMITS, mean_abs_diff, metadata_markers, open_bytes, render_all
-from tests.unit.test_service import make_pipeline
+from tests.unit.test_service import make_pipeline, stored_record
 
 
 def by_preset(result: Any) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def test_every_hostile_or_odd_upload_gets_a_typed_recorded_outcome(name: str, ca
     key = f"uploads/hostile/{name}"
     store.add("up", key, data)
     outcome = processing.handle_upload(p, Upload("up", key, sequencer="01"))  # never raises for bad input
-    record = p.catalog.get(keys.image_id_for(key))
+    record = stored_record(p, key)
     assert record is not None
     [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     if expected == hostile.OK:
@@ -125,7 +125,7 @@ def test_limits_are_settings() -> None:
         assert isinstance(store, MemoryObjectStore)
         store.add("up", key, data)
         outcome = processing.handle_upload(p, Upload("up", key, sequencer="01"))
-        assert (outcome.record or {}).get("error_code") == code, key
+        assert (outcome.record.error_code if outcome.record else None) == code, key
     defaults = Settings.from_env(env)
     assert (defaults.max_source_bytes, defaults.max_source_pixels, defaults.max_frames) == (50 * 1024 * 1024, 50_000_000, 1000)
 
@@ -163,7 +163,7 @@ def test_webp_side_limit_is_capped_and_noted() -> None:
     assert webp.format == "WEBP" and webp.size == (16383, 1)
     assert open_bytes(store.buckets["out"][renditions["converted_png"].key].data).size == (20000, 1)
     assert outcome.record is not None
-    assert any("16383" in note and "converted_webp" in note for note in outcome.record["notes"])
+    assert any("16383" in note and "converted_webp" in note for note in outcome.record.notes or ())
 
 
 def test_jpeg_side_limit_is_capped_and_noted() -> None:

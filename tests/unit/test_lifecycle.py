@@ -32,7 +32,7 @@ def store_of(p: Adapters) -> MemoryObjectStore:
 def record_of(p: Adapters, key: str = KEY) -> dict[str, Any]:
     record = p.catalog.get(keys.image_id_for(key))
     assert record is not None
-    return record
+    return record.to_dict()
 
 
 def assert_catalog_matches_bucket(p: Adapters) -> None:

@@ -33,6 +33,12 @@ def make_pipeline(profile: Profile = WEB, settings: Settings = SETTINGS, **kw: A
     )
 
 
+def stored_record(p: Adapters, key: str) -> dict[str, Any] | None:
+    """The catalog record of `key` in its stored form (what DynamoDB holds), if any."""
+    record = p.catalog.get(keys.image_id_for(key))
+    return record.to_dict() if record else None
+
+
 def upload(p: Adapters, key: str, data: bytes, sequencer: str = "0A") -> Outcome:
     assert isinstance(p.store, MemoryObjectStore)
     p.store.add("up", key, data)
@@ -88,8 +94,8 @@ def test_keys_are_mirrored_under_the_output_prefix() -> None:
 def test_processed_record_and_event() -> None:
     p = make_pipeline()
     outcome = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_6.jpg"))
-    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
-    assert record is not None and record == outcome.record
+    record = stored_record(p, "uploads/cat.jpg")
+    assert record is not None and outcome.record is not None and record == outcome.record.to_dict()
     assert record["status"] == "processed"
     assert (record["width"], record["height"]) == (600, 450)
     assert record["format"] == "JPEG"
@@ -117,7 +123,7 @@ def test_older_event_never_clobbers_newer_result() -> None:
     upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"), sequencer="0005B")
     late = processing.handle_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0004F"))
     assert late.status == "ignored"
-    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
+    record = stored_record(p, "uploads/cat.jpg")
     assert record is not None and record["sequencer"].endswith("5B")
 
 
@@ -129,7 +135,7 @@ def test_rejected_overwrite_removes_previous_renditions() -> None:
     assert bad.status == "rejected"
     assert isinstance(p.store, MemoryObjectStore)
     assert p.store.keys("out") == []
-    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
+    record = stored_record(p, "uploads/cat.jpg")
     assert record is not None and record["status"] == "rejected" and record["renditions"] == []
 
 
@@ -152,7 +158,7 @@ def test_too_large_is_rejected_before_download() -> None:
     p = make_pipeline(settings=settings, store=NoDownload())
     outcome = upload(p, "uploads/big.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert outcome.status == "rejected"
-    assert outcome.record is not None and outcome.record["error_code"] == "too_large"
+    assert outcome.record is not None and outcome.record.to_dict()["error_code"] == "too_large"
 
 
 class FlakyStore(MemoryObjectStore):
@@ -171,7 +177,7 @@ def test_failed_rendition_upload_leaves_no_partial_outputs_and_raises() -> None:
     with pytest.raises(ConnectionError):
         upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
-    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
+    record = stored_record(p, "uploads/cat.jpg")
     assert record is not None and record["status"] == "failed" and record["renditions"] == []
     assert isinstance(p.notifier, MemoryNotifier)
     assert [m.attributes["event_type"] for m in p.notifier.messages] == ["image.failed"]
@@ -196,7 +202,7 @@ def test_encoder_failure_after_some_renditions_were_written_removes_them(monkeyp
     with pytest.raises(MemoryError):
         upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
-    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
+    record = stored_record(p, "uploads/cat.jpg")
     assert record is not None and record["status"] == "failed"
 
 
@@ -221,7 +227,7 @@ def test_publish_failure_never_loses_a_processed_image(capsys: pytest.CaptureFix
     p = make_pipeline(notifier=DeadNotifier())
     outcome = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert outcome.status == "processed"
-    assert p.catalog.get(keys.image_id_for("uploads/cat.jpg")) is not None
+    assert stored_record(p, "uploads/cat.jpg") is not None
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert any(line.get("event") == "publish.failed" and line.get("PublishFailures") == 1 for line in lines)
 
@@ -303,7 +309,7 @@ def test_events_for_another_bucket_are_ignored() -> None:
         outcome = handle(p, Upload("someone-else", "uploads/cat.jpg", sequencer="FF"))
         assert outcome.status == "ignored" and "UPLOAD_BUCKET" in (outcome.reason or "")
     assert {k: v.data for k, v in p.store.buckets["out"].items()} == before
-    assert (p.catalog.get(keys.image_id_for("uploads/cat.jpg")) or {})["status"] == "processed"
+    assert (stored_record(p, "uploads/cat.jpg") or {})["status"] == "processed"
 
 
 def test_each_malformed_record_counts_once_in_events_malformed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -429,9 +435,9 @@ def test_a_source_smaller_than_every_preset_is_processed_with_no_renditions() ->
     p = make_pipeline(wide_only)
     outcome = upload(p, "uploads/small.jpg", buffer.getvalue())
     assert outcome.status == "processed" and outcome.renditions == ()
-    assert outcome.record is not None and outcome.record["skipped_presets"] == ["w2000", "w3000"]
+    assert outcome.record is not None and outcome.record.to_dict()["skipped_presets"] == ["w2000", "w3000"]
     assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
 
     # Corrupt data is still found out, although no pixels are needed.
     rejected = upload(p, "uploads/broken.jpg", buffer.getvalue()[:300], sequencer="0B")
-    assert rejected.status == "rejected" and rejected.record is not None and rejected.record["error_code"] == "corrupt_image"
+    assert rejected.status == "rejected" and rejected.record is not None and rejected.record.to_dict()["error_code"] == "corrupt_image"
