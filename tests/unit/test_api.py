@@ -98,8 +98,8 @@ def test_delete_conflicts_when_the_record_changed_meanwhile() -> None:
     newer = record(1, updated_at="2026-01-02T00:00:00.000+00:00")
 
     class RacingCatalog(MemoryCatalog):
-        def get(self, image_id: str) -> dict[str, Any] | None:
-            self.items[image_id] = newer  # reprocessed right after we read it
+        def get(self, image_id: str) -> ImageRecord | None:
+            self.items[image_id] = newer.to_dict()  # reprocessed right after we read it
             return stale
 
     racing = RacingCatalog()
