@@ -11,6 +11,7 @@ from chalice.app import Chalice, IAMAuthorizer, Request, Response, SQSEvent
 from chalicelib import alerts, api, events, processing, removal, wiring
 from chalicelib import reprocess as reprocessing
 from chalicelib.adapters import Adapters
+from chalicelib.gallery import gallery_reply
 from chalicelib.presets import load_profile
 from chalicelib.settings import Settings
 
@@ -64,7 +65,7 @@ def uniform_errors(event: Request, get_response: Callable[[Request], Response]) 
 @app.route("/", methods=["GET"])
 def gallery() -> Response:
     """The gallery page (HTML): thumbnails, upload with progress, rendition details."""
-    return _answer(lambda: api.gallery(api_context()))
+    return _answer(lambda: gallery_reply(api_context()))
 
 
 @app.route("/images", methods=["GET"])

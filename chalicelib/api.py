@@ -10,19 +10,16 @@ traceback (unless API_DEBUG is on, which the settings allow only against the loc
 from __future__ import annotations
 
 import binascii
-import hashlib
 import json
 import logging
 import re
 import traceback
 import unicodedata
 import uuid
-from base64 import b64encode, urlsafe_b64decode, urlsafe_b64encode
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
@@ -400,43 +397,3 @@ def health(api: Api) -> Reply:
         "checks": {name: {"ok": error is None, **({"error": error} if error else {})} for name, error in checks.items()},
     }
     return Reply(200 if ok else 503, body)
-
-
-# --- GET / -------------------------------------------------------------------------------
-
-
-@cache
-def gallery_page() -> str:
-    """The gallery: one self-contained HTML file shipped inside chalicelib (so it is packaged)."""
-    return resources.files("chalicelib").joinpath("gallery.html").read_text(encoding="utf-8")
-
-
-def gallery(api: Api) -> Reply:
-    # The upload limit, so the page can refuse a too-large file before asking for a form.
-    page = gallery_page().replace(
-        '<meta name="max-upload-bytes" content="0">', f'<meta name="max-upload-bytes" content="{api.settings.max_source_bytes}">', 1
-    )
-    headers = {
-        "Content-Type": "text/html; charset=utf-8",
-        "Cache-Control": "no-cache",
-        "Content-Security-Policy": gallery_csp(page),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    }
-    return Reply(200, page, headers)
-
-
-@cache
-def gallery_csp(page: str) -> str:
-    """Only the page's own inline script and style run (pinned by hash); images and the upload
-    POST go to the bucket/CDN origins, which are not known in advance (presigned hosts)."""
-
-    def hashes(tag: str) -> str:
-        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.S)
-        return " ".join(f"'sha256-{b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
-
-    return (
-        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
-        "img-src 'self' https: http: data: blob:; connect-src 'self' https: http:; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    )

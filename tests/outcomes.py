@@ -16,7 +16,7 @@ from chalicelib.models import Upload
 from chalicelib.notify import MemoryNotifier
 from chalicelib.storage import MemoryObjectStore
 from tests.conftest import fixture_bytes
-from tests.unit.test_service import make_pipeline
+from tests.unit.test_processing import make_pipeline
 
 
 def every_outcome() -> list[dict[str, Any]]:

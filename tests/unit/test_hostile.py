@@ -23,7 +23,7 @@ from chalicelib.storage import MemoryObjectStore
 from tests import hostile
 from tests.conftest import ROOT, fixture_bytes
 from tests.imagetools import LIMITS, mean_abs_diff, metadata_markers, open_bytes, render_all
-from tests.unit.test_service import make_pipeline, stored_record
+from tests.unit.test_processing import make_pipeline, stored_record
 
 
 def by_preset(result: Any) -> dict[str, Any]:

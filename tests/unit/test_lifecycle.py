@@ -18,7 +18,7 @@ from chalicelib.outcomes import Outcome
 from chalicelib.presets import CLASSIC, WEB
 from chalicelib.storage import MemoryObjectStore
 from tests.conftest import fixture_bytes
-from tests.unit.test_service import make_pipeline, upload
+from tests.unit.test_processing import make_pipeline, upload
 
 KEY = "uploads/cat.jpg"
 ID = keys.image_id_for(KEY)

@@ -1,4 +1,4 @@
-"""The use cases with in-memory adapters: keys, records, events, failures."""
+"""The upload use case with in-memory adapters: keys, records, events, failures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import alerts, events, keys, processing, removal
+from chalicelib import keys, processing, removal
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import MemoryCatalog
 from chalicelib.models import Upload
@@ -246,57 +246,6 @@ def test_outcome_line_is_embedded_metric_format(capsys: pytest.CaptureFixture[st
     assert rejected["ImagesRejected"] == 1 and rejected["error_code"] == "corrupt_image"
 
 
-@pytest.mark.parametrize(
-    ("body", "expect_sent", "needle"),
-    [
-        (
-            {"type": "image.rejected", "source_key": "uploads/x.jpg", "error_code": "not_an_image", "error": "nope", "bytes": 12},
-            True,
-            "nope",
-        ),
-        ({"type": "image.failed", "source_key": "uploads/x.jpg", "error": "boom"}, True, "boom"),
-        ({"type": "image.failed", "operation": "remove", "source_key": "uploads/x.jpg", "error": "boom"}, True, "Removing the renditions"),
-        ({"type": "image.processed", "source_key": "uploads/x.jpg", "renditions": []}, False, ""),
-        ({"AlarmName": "errors", "NewStateValue": "ALARM", "NewStateReason": "threshold"}, True, "threshold"),
-        ({"AlarmName": "errors", "NewStateReason": "no state given"}, True, "errors: changed state"),
-    ],
-)
-def test_notify_people(body: dict[str, Any], expect_sent: bool, needle: str) -> None:
-    settings = Settings.from_env(
-        {
-            "UPLOAD_BUCKET": "up",
-            "PROCESSED_BUCKET": "out",
-            "CATALOG_TABLE": "t",
-            "EVENTS_TOPIC": "ev",
-            "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:alerts",
-        }
-    )
-    p = make_pipeline(settings=settings)
-    alerts.notify_people(p, json.dumps(body))
-    assert isinstance(p.notifier, MemoryNotifier)
-    assert len(p.notifier.messages) == int(expect_sent)
-    if expect_sent:
-        assert needle in p.notifier.messages[0].message
-        assert "\n" not in p.notifier.messages[0].subject
-        assert "None" not in p.notifier.messages[0].subject
-
-
-def test_notify_forwards_plain_text() -> None:
-    settings = Settings.from_env(
-        {
-            "UPLOAD_BUCKET": "up",
-            "PROCESSED_BUCKET": "out",
-            "CATALOG_TABLE": "t",
-            "EVENTS_TOPIC": "ev",
-            "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:alerts",
-        }
-    )
-    p = make_pipeline(settings=settings)
-    alerts.notify_people(p, "not json {", "Hello")
-    assert isinstance(p.notifier, MemoryNotifier)
-    assert p.notifier.messages[0].message == "not json {"
-
-
 def test_events_for_another_bucket_are_ignored() -> None:
     """image_id and output keys come from the key alone: another bucket's object of the same
     key would overwrite ours, so a trigger wired to a second bucket changes nothing."""
@@ -310,113 +259,6 @@ def test_events_for_another_bucket_are_ignored() -> None:
         assert outcome.status == "ignored" and "UPLOAD_BUCKET" in (outcome.reason or "")
     assert {k: v.data for k, v in p.store.buckets["out"].items()} == before
     assert (stored_record(p, "uploads/cat.jpg") or {})["status"] == "processed"
-
-
-def test_each_malformed_record_counts_once_in_events_malformed(capsys: pytest.CaptureFixture[str]) -> None:
-    """Bad records are dropped, not silent: each gives one line with EventsMalformed = 1 (EMF),
-    the metric the malformed-events alarm watches; good records next to them count nothing."""
-    good = {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "up"}, "object": {"key": "uploads/a+b.jpg"}}}
-    capsys.readouterr()
-    assert [u.key for u in events.uploads({"Records": ["garbage", good, {"s3": {"object": {"key": 5}}}]})] == ["uploads/a b.jpg"]
-    assert events.uploads({"Service": "Amazon S3", "Event": "s3:TestEvent"}) == []
-    assert events.sqs_bodies({"Records": [{"messageId": "1"}, {"body": "{}"}]}) == ["{}"]
-    assert events.sns_messages({"Records": [{"Sns": {"Message": "hi"}}, {"Sns": {}}]}) == [("hi", None)]
-    p = make_pipeline()
-    assert isinstance(p.store, MemoryObjectStore)
-    p.store.add("someone-else", "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
-    for handle in (processing.handle_upload, removal.remove_source):
-        assert handle(p, Upload("someone-else", "uploads/cat.jpg", sequencer="FF")).status == "ignored"
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert len(lines) == 7 and all(line["error_code"] == "malformed_event" for line in lines)
-    assert [line.get("EventsMalformed") for line in lines] == [1] * 7
-    assert all(line["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "EventsMalformed", "Unit": "Count"}] for line in lines)
-    assert [line.get("bucket") for line in lines[-2:]] == ["someone-else"] * 2
-    # an ordinary ignored upload (outside the prefix) is not malformed: no count, no alarm
-    upload(p, "elsewhere/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
-    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
-    assert line["event"] == "image.ignored" and "EventsMalformed" not in line and "error_code" not in line
-
-
-ALERTS = Settings.from_env(
-    {
-        "UPLOAD_BUCKET": "up",
-        "PROCESSED_BUCKET": "out",
-        "CATALOG_TABLE": "t",
-        "EVENTS_TOPIC": "ev",
-        "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:alerts",
-        "NOTIFY_ON_SUCCESS": "true",
-    }
-)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [{"type": "image.processed", "source_key": "uploads/x.jpg", "renditions": r} for r in ("abc", 5, [1, None, "x"], {"preset": "t"})]
-    + [{"type": kind, "source_key": key} for kind in ("image.rejected", "image.failed", "image.deleted") for key in (5, None, ["a"])],
-)
-def test_notify_copes_with_events_of_our_types_in_another_shape(body: dict[str, Any]) -> None:
-    """Whoever may publish to the events topic can send `image.processed` with any body."""
-    p = make_pipeline(settings=ALERTS)
-    alerts.notify_people(p, json.dumps(body))
-    assert isinstance(p.notifier, MemoryNotifier)
-    [sent] = p.notifier.messages
-    key = body["source_key"] if isinstance(body["source_key"], str) else "?"
-    assert f"Image: {key}\n" in sent.message and sent.attributes["event_type"] == body["type"]
-    if "renditions" in body:
-        assert "Renditions (0," in sent.message
-
-
-def test_notify_forwards_json_nested_too_deep_to_parse_as_text() -> None:
-    p = make_pipeline(settings=ALERTS)
-    alerts.notify_people(p, "[" * 100_000, "deep")  # json.loads raises RecursionError on it
-    assert isinstance(p.notifier, MemoryNotifier)
-    assert [m.message for m in p.notifier.messages] == ["[" * 100_000]
-
-
-def test_notify_cuts_a_forwarded_message_to_what_sns_accepts() -> None:
-    """A foreign JSON message under SNS's 256 KB grows past it when pretty-printed for people:
-    SNS would refuse the alert, and the retries end in the dead-letter queue."""
-    body = {f"field{i:05d}": i for i in range(12_000)}
-    compact, pretty = len(json.dumps(body)), len(json.dumps(body, indent=2))
-    assert compact < alerts.SNS_MESSAGE_BYTES < pretty
-    p = make_pipeline(settings=ALERTS)
-    alerts.notify_people(p, json.dumps(body), "from a neighbour")
-    assert isinstance(p.notifier, MemoryNotifier)
-    [sent] = p.notifier.messages
-    assert len(sent.message.encode()) <= alerts.SNS_MESSAGE_BYTES
-    assert sent.message.startswith('{\n  "field00000": 0') and "[cut: the message was" in sent.message
-
-
-@pytest.mark.parametrize(
-    ("region", "caller", "expected"),
-    [
-        ("us-east-1", "arn:aws:iam::123456789012:user/ci", "arn:aws:sns:us-east-1:123456789012:events"),
-        ("cn-north-1", "arn:aws-cn:iam::123456789012:user/ci", "arn:aws-cn:sns:cn-north-1:123456789012:events"),
-        ("us-gov-west-1", "arn:aws-us-gov:iam::123456789012:user/ci", "arn:aws-us-gov:sns:us-gov-west-1:123456789012:events"),
-    ],
-)
-def test_topic_names_become_arns_in_the_accounts_own_partition(region: str, caller: str, expected: str) -> None:
-    """A topic name is published to as an ARN; GovCloud's partition is aws-us-gov (guessing
-    from the region prefix named `aws` there, and every publish failed)."""
-    from chalicelib.notify import SnsNotifier
-
-    class Sts:
-        def get_caller_identity(self) -> dict[str, str]:
-            return {"Account": "123456789012", "Arn": caller}
-
-    class Sns:
-        def __init__(self) -> None:
-            self.arns: list[str] = []
-
-        def publish(self, **kwargs: Any) -> dict[str, str]:
-            self.arns.append(kwargs["TopicArn"])
-            return {"MessageId": "m"}
-
-    sns = Sns()
-    notifier = SnsNotifier(sns, Sts(), region)
-    notifier.publish("events", subject="s", message="{}", attributes={})
-    notifier.publish("arn:aws:sns:us-east-1:1:other", subject="s", message="{}", attributes={})
-    assert sns.arns == [expected, "arn:aws:sns:us-east-1:1:other"]
 
 
 def test_a_source_smaller_than_every_preset_is_processed_with_no_renditions() -> None:
