@@ -19,7 +19,6 @@ from chalicelib.records import ImageRecord, RenditionRecord
 log = logging.getLogger("image_pipeline")
 
 IGNORED = "ignored"
-_NONE: Mapping[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def announce_failure(
     doing: str,
     details: Mapping[str, Any],
     started: float,
-    timings: Mapping[str, float] = _NONE,
+    timings: Mapping[str, float] | None = None,
 ) -> None:
     """Publish `image.failed`, write its outcome line (ImagesFailed) and log the traceback;
     the caller re-raises for Lambda's retry."""
@@ -117,7 +116,7 @@ def announce_failure(
         logged={"key": upload.key},
         metrics={"ImagesFailed": (1, "Count")},
         started=started,
-        timings=timings,
+        timings=timings or {},
     )
     announce(adapters, notice)
     log.error("%s %s failed; the event will be retried", doing, upload.key, exc_info=exc)

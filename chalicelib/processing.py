@@ -246,8 +246,10 @@ def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
         timings=attempt.timings,
         processing_time=True,
     )
-    # An earlier good version of this key must not keep serving renditions.
-    unserve = lambda: renditions.delete_stale(adapters, attempt.previous, ())  # noqa: E731
+
+    def unserve() -> None:  # an earlier good version of this key must not keep serving renditions
+        renditions.delete_stale(adapters, attempt.previous, ())
+
     if not announce(adapters, notice, record=record, then=unserve, tag=attempt.source, now=now):
         return ignored(adapters, upload, NEWER_RECORDED, attempt.image_id)
     return Outcome(Status.REJECTED.value, upload.key, attempt.image_id, reason=rejection.message, record=record)
