@@ -110,7 +110,8 @@ def raw_event(register: Callable[[RawHandler], object]) -> Callable[[RawHandler]
     `Subject` (aws/chalice#1801): a bare traceback and Lambda retrying a hopeless event.
     chalicelib/events.py reads the raw dict instead and reports such records. Lambda calls the
     module attribute `app.<name>` (the handler string Chalice writes) and Chalice's own invokers
-    (chalice.test, the local stack's relay) `app.handler_map[name]`: both get the entry below.
+    (chalice.test, the local stack's relay) `app.handler_map[name]`: both get the entry below
+    (a test checks it). Chalice's event middleware does not run for these; the app has none.
     """
 
     def wrap(handler: RawHandler) -> Callable[[Any, Any], None]:
