@@ -12,9 +12,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from chalicelib import keys, observe, service
-from chalicelib.catalog import Record
+from chalicelib import keys, observe
+from chalicelib.adapters import Adapters
+from chalicelib.events import MALFORMED_EVENT, MALFORMED_METRICS
 from chalicelib.models import Status, Upload
+from chalicelib.outcomes import Outcome, ignored
+from chalicelib.processing import handle_upload
+from chalicelib.records import ImageRecord
 
 REPROCESS_EVENT = "Pipeline:Reprocess"
 _UP_TO_DATE = (Status.PROCESSED.value, Status.REJECTED.value)
@@ -43,12 +47,12 @@ class Job:
         return cls(data["bucket"], data["key"], str(data.get("profile_version", "")))
 
 
-def up_to_date(record: Record | None, profile_version: str) -> bool:
+def up_to_date(record: ImageRecord | None, profile_version: str) -> bool:
     """Rendered (or rejected) with the active presets: nothing to redo."""
-    return bool(record and record.get("status") in _UP_TO_DATE and record.get("profile_version") == profile_version)
+    return bool(record and record.status in _UP_TO_DATE and record.profile_version == profile_version)
 
 
-def reprocess_one(pipeline: service.Pipeline, job: Job) -> service.Outcome:
+def reprocess_one(pipeline: Adapters, job: Job) -> Outcome:
     """Re-render one source unless it is already up to date (a redelivered message is a no-op).
 
     The upload runs under the record's own sequencer, so an S3 event for a newer upload,
@@ -58,24 +62,24 @@ def reprocess_one(pipeline: service.Pipeline, job: Job) -> service.Outcome:
     record = pipeline.catalog.get(image_id)
     if up_to_date(record, pipeline.profile.version):
         upload = Upload(job.bucket, job.key, REPROCESS_EVENT)
-        return service.ignored(upload, f"already rendered with profile version {pipeline.profile.version}", image_id)
-    sequencer = (record or {}).get("sequencer") or _FIRST_SEQUENCER
-    return service.process_upload(pipeline, Upload(job.bucket, job.key, REPROCESS_EVENT, sequencer))
+        return ignored(pipeline, upload, f"already rendered with profile version {pipeline.profile.version}", image_id)
+    sequencer = (record.sequencer if record else None) or _FIRST_SEQUENCER
+    return handle_upload(pipeline, Upload(job.bucket, job.key, REPROCESS_EVENT, sequencer))
 
 
-def handle_messages(pipeline: service.Pipeline, bodies: Iterable[str]) -> list[service.Outcome]:
+def handle_messages(pipeline: Adapters, bodies: Iterable[str]) -> list[Outcome]:
     """The SQS handler's work: every message is tried; if any failed, the first error is
     raised afterwards so SQS redelivers the batch (the done ones are then skipped as up to
     date) and, after the queue's maxReceiveCount, parks it in the dead-letter queue.
     A message that is not a job is logged and dropped: retrying cannot fix it."""
-    outcomes: list[service.Outcome] = []
+    outcomes: list[Outcome] = []
     errors: list[Exception] = []
     for body in bodies:
         try:
             job = Job.from_body(body)
         except ValueError as exc:
             fields = {"event": "reprocess.invalid", "status": "ignored", "error": str(exc), "body": body[:500]}
-            observe.emit({**fields, "error_code": service.MALFORMED_EVENT}, service.MALFORMED_METRICS)
+            observe.emit({**fields, "error_code": MALFORMED_EVENT}, MALFORMED_METRICS)
             continue
         try:
             outcomes.append(reprocess_one(pipeline, job))

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from chalicelib import keys, service
+from chalicelib import keys
+from chalicelib.adapters import Adapters
 from chalicelib.reprocess import Job, reprocess_one, up_to_date
 from chalicelib.storage import SourceLister
 
@@ -97,7 +98,7 @@ def save_progress(path: Path | None, progress: Progress) -> None:
 
 
 def run(
-    pipeline: service.Pipeline,
+    pipeline: Adapters,
     lister: SourceLister,
     submit: Callable[[list[Job]], int],
     *,
@@ -147,7 +148,7 @@ def enqueue(queue: WorkQueue) -> Callable[[list[Job]], int]:
     return submit
 
 
-def directly(pipeline: service.Pipeline) -> Callable[[list[Job]], int]:
+def directly(pipeline: Adapters) -> Callable[[list[Job]], int]:
     """Render in this process. A failure is already recorded and logged by the pipeline; it
     is counted and the walk goes on (the source stays out of date, so a rerun retries it)."""
 

@@ -182,3 +182,19 @@ def test_malformed_events_are_reported_not_raised(aws: dict[str, Any], client: A
     client.lambda_.invoke("reprocess", {})
     client.lambda_.invoke("reprocess", {"Records": [{"messageId": "1"}]})
     assert len(_malformed_lines(capsys.readouterr().out)) == 2
+
+
+def test_lambda_and_chalices_invokers_run_the_same_raw_event_entry(
+    aws: dict[str, Any], client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lambda calls the module attribute its handler string names (`app.process_upload`);
+    chalice.test and the local stack call `app.handler_map[name]`. Both are the entry that
+    hands our parser the raw event, so a malformed event is reported the same either way."""
+    import app
+
+    for name in ("process_upload", "remove_renditions", "notify"):
+        assert app.app.handler_map[name] is getattr(app, name)
+    capsys.readouterr()
+    app.process_upload({"Records": []}, None)
+    app.notify({"Records": [{"Sns": {}}]}, None)
+    assert len(_malformed_lines(capsys.readouterr().out)) == 2

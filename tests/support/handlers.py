@@ -22,7 +22,7 @@ def processed_keys(aws: dict[str, Any]) -> list[str]:
 
 
 def catalog_item(aws: dict[str, Any], key: str) -> dict[str, Any] | None:
-    from chalicelib.catalog import from_item
+    from chalicelib.records import from_item
 
     item = aws["ddb"].get_item(TableName=aws["env"]["CATALOG_TABLE"], Key={"image_id": {"S": image_id_for(key)}}).get("Item")
-    return from_item(item) if item else None
+    return from_item(item).to_dict() if item else None

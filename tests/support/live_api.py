@@ -62,6 +62,7 @@ def seed(aws: str, count: int) -> list[str]:
     the read and delete routes have something to find. Returns the image ids."""
     from chalicelib.catalog import DynamoCatalog
     from chalicelib.keys import image_id_for
+    from chalicelib.records import ImageRecord
 
     kwargs = {"endpoint_url": aws, "region_name": "us-east-1"}
     s3 = boto3.client("s3", **kwargs)
@@ -76,19 +77,23 @@ def seed(aws: str, count: int) -> list[str]:
             s3.put_object(Bucket=DEV_ENV["PROCESSED_BUCKET"], Key=rkey, Body=b"\xff\xd8 not really a jpeg", ContentType="image/jpeg")
             renditions = [{"preset": "thumbnail", "key": rkey, "format": "JPEG", "width": 150, "height": 150, "bytes": 22}]
         catalog.put(
-            {
-                "image_id": image_id_for(key),
-                "source_bucket": DEV_ENV["UPLOAD_BUCKET"],
-                "source_key": key,
-                "status": "rejected" if rejected else "processed",
-                "renditions": renditions,
-                "listing": "images",
-                "updated_at": f"2026-01-01T00:00:{n:02d}.000+00:00",
-                "bytes": 1000,
-                **(
-                    {"error_code": "not_an_image", "error": "not an image"} if rejected else {"format": "JPEG", "width": 600, "height": 400}
-                ),
-            }
+            ImageRecord.from_dict(
+                {
+                    "image_id": image_id_for(key),
+                    "source_bucket": DEV_ENV["UPLOAD_BUCKET"],
+                    "source_key": key,
+                    "status": "rejected" if rejected else "processed",
+                    "renditions": renditions,
+                    "listing": "images",
+                    "updated_at": f"2026-01-01T00:00:{n:02d}.000+00:00",
+                    "bytes": 1000,
+                    **(
+                        {"error_code": "not_an_image", "error": "not an image"}
+                        if rejected
+                        else {"format": "JPEG", "width": 600, "height": 400}
+                    ),
+                }
+            )
         )
         ids.append(image_id_for(key))
     return ids

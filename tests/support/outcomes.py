@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import reprocess, service
+from chalicelib import events, processing, removal, reprocess
 from chalicelib.models import Upload
 from chalicelib.notify import MemoryNotifier
 from chalicelib.storage import MemoryObjectStore
@@ -46,16 +46,16 @@ def every_outcome() -> list[dict[str, Any]]:
         store.add("up", key, data)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        service.process_upload(p, Upload("up", "uploads/ok.jpg", sequencer="01"))
-        service.process_upload(p, Upload("up", "uploads/bad.jpg", sequencer="01"))
+        processing.handle_upload(p, Upload("up", "uploads/ok.jpg", sequencer="01"))
+        processing.handle_upload(p, Upload("up", "uploads/bad.jpg", sequencer="01"))
         with pytest.raises(ConnectionError):
-            service.process_upload(p, Upload("up", "uploads/flaky.jpg", sequencer="01"))
-        service.process_upload(p, Upload("up", "elsewhere/x.jpg", sequencer="01"))
+            processing.handle_upload(p, Upload("up", "uploads/flaky.jpg", sequencer="01"))
+        processing.handle_upload(p, Upload("up", "elsewhere/x.jpg", sequencer="01"))
         store.remove("up", "uploads/ok.jpg")
-        service.remove_source(p, Upload("up", "uploads/ok.jpg", "ObjectRemoved:Delete", sequencer="02"))
-        assert service.uploads_from_event({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {}}}]}) == []
-        assert service.sns_messages({"Records": [{"Sns": {"Subject": "no message"}}]}) == []
-        service.process_upload(p, Upload("someone-else", "uploads/ok.jpg", sequencer="03"))
+        removal.remove_source(p, Upload("up", "uploads/ok.jpg", "ObjectRemoved:Delete", sequencer="02"))
+        assert events.uploads({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {}}}]}) == []
+        assert events.sns_messages({"Records": [{"Sns": {"Subject": "no message"}}]}) == []
+        processing.handle_upload(p, Upload("someone-else", "uploads/ok.jpg", sequencer="03"))
         assert reprocess.handle_messages(p, ["not json"]) == []
     text = out.getvalue().splitlines()
     assert all(line.startswith("{") and line.endswith("}") for line in text), "every stdout line is one JSON object"

@@ -1,4 +1,4 @@
-"""The use cases with in-memory adapters: keys, records, events, failures."""
+"""The upload use case with in-memory adapters: keys, records, events, failures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import keys, service
+from chalicelib import keys, processing, removal
 from chalicelib.catalog import MemoryCatalog
 from chalicelib.models import Upload
 from chalicelib.notify import MemoryNotifier
@@ -15,7 +15,7 @@ from chalicelib.presets import CLASSIC, Profile
 from chalicelib.settings import Settings
 from chalicelib.storage import MemoryObjectStore
 from tests.conftest import fixture_bytes
-from tests.support.wiring import SETTINGS, make_pipeline, upload
+from tests.support.wiring import SETTINGS, make_pipeline, stored_record, upload
 
 
 @pytest.mark.parametrize(
@@ -67,8 +67,8 @@ def test_keys_are_mirrored_under_the_output_prefix() -> None:
 def test_processed_record_and_event() -> None:
     p = make_pipeline()
     outcome = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_6.jpg"))
-    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
-    assert record is not None and record == outcome.record
+    record = stored_record(p, "uploads/cat.jpg")
+    assert record is not None and outcome.record is not None and record == outcome.record.to_dict()
     assert record["status"] == "processed"
     assert (record["width"], record["height"]) == (600, 450)
     assert record["format"] == "JPEG"
@@ -85,7 +85,7 @@ def test_processed_record_and_event() -> None:
 def test_same_event_twice_gives_one_record_and_same_renditions() -> None:
     p = make_pipeline()
     first = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
-    second = service.process_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0A"))
+    second = processing.handle_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0A"))
     assert second.status == "processed"
     assert [r.key for r in first.renditions] == [r.key for r in second.renditions]
     assert isinstance(p.catalog, MemoryCatalog) and len(p.catalog.items) == 1
@@ -94,9 +94,9 @@ def test_same_event_twice_gives_one_record_and_same_renditions() -> None:
 def test_older_event_never_clobbers_newer_result() -> None:
     p = make_pipeline()
     upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"), sequencer="0005B")
-    late = service.process_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0004F"))
+    late = processing.handle_upload(p, Upload("up", "uploads/cat.jpg", sequencer="0004F"))
     assert late.status == "ignored"
-    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
+    record = stored_record(p, "uploads/cat.jpg")
     assert record is not None and record["sequencer"].endswith("5B")
 
 
@@ -108,7 +108,7 @@ def test_rejected_overwrite_removes_previous_renditions() -> None:
     assert bad.status == "rejected"
     assert isinstance(p.store, MemoryObjectStore)
     assert p.store.keys("out") == []
-    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
+    record = stored_record(p, "uploads/cat.jpg")
     assert record is not None and record["status"] == "rejected" and record["renditions"] == []
 
 
@@ -131,7 +131,7 @@ def test_too_large_is_rejected_before_download() -> None:
     p = make_pipeline(settings=settings, store=NoDownload())
     outcome = upload(p, "uploads/big.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert outcome.status == "rejected"
-    assert outcome.record is not None and outcome.record["error_code"] == "too_large"
+    assert outcome.record is not None and outcome.record.to_dict()["error_code"] == "too_large"
 
 
 class FlakyStore(MemoryObjectStore):
@@ -150,7 +150,7 @@ def test_failed_rendition_upload_leaves_no_partial_outputs_and_raises() -> None:
     with pytest.raises(ConnectionError):
         upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
-    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
+    record = stored_record(p, "uploads/cat.jpg")
     assert record is not None and record["status"] == "failed" and record["renditions"] == []
     assert isinstance(p.notifier, MemoryNotifier)
     assert [m.attributes["event_type"] for m in p.notifier.messages] == ["image.failed"]
@@ -175,7 +175,7 @@ def test_encoder_failure_after_some_renditions_were_written_removes_them(monkeyp
     with pytest.raises(MemoryError):
         upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
-    record = p.catalog.get(keys.image_id_for("uploads/cat.jpg"))
+    record = stored_record(p, "uploads/cat.jpg")
     assert record is not None and record["status"] == "failed"
 
 
@@ -200,7 +200,7 @@ def test_publish_failure_never_loses_a_processed_image(capsys: pytest.CaptureFix
     p = make_pipeline(notifier=DeadNotifier())
     outcome = upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     assert outcome.status == "processed"
-    assert p.catalog.get(keys.image_id_for("uploads/cat.jpg")) is not None
+    assert stored_record(p, "uploads/cat.jpg") is not None
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert any(line.get("event") == "publish.failed" and line.get("PublishFailures") == 1 for line in lines)
 
@@ -219,57 +219,6 @@ def test_outcome_line_is_embedded_metric_format(capsys: pytest.CaptureFixture[st
     assert rejected["ImagesRejected"] == 1 and rejected["error_code"] == "corrupt_image"
 
 
-@pytest.mark.parametrize(
-    ("body", "expect_sent", "needle"),
-    [
-        (
-            {"type": "image.rejected", "source_key": "uploads/x.jpg", "error_code": "not_an_image", "error": "nope", "bytes": 12},
-            True,
-            "nope",
-        ),
-        ({"type": "image.failed", "source_key": "uploads/x.jpg", "error": "boom"}, True, "boom"),
-        ({"type": "image.failed", "operation": "remove", "source_key": "uploads/x.jpg", "error": "boom"}, True, "Removing the renditions"),
-        ({"type": "image.processed", "source_key": "uploads/x.jpg", "renditions": []}, False, ""),
-        ({"AlarmName": "errors", "NewStateValue": "ALARM", "NewStateReason": "threshold"}, True, "threshold"),
-        ({"AlarmName": "errors", "NewStateReason": "no state given"}, True, "errors: changed state"),
-    ],
-)
-def test_notify_people(body: dict[str, Any], expect_sent: bool, needle: str) -> None:
-    settings = Settings.from_env(
-        {
-            "UPLOAD_BUCKET": "up",
-            "PROCESSED_BUCKET": "out",
-            "CATALOG_TABLE": "t",
-            "EVENTS_TOPIC": "ev",
-            "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:alerts",
-        }
-    )
-    p = make_pipeline(settings=settings)
-    service.notify_people(p, json.dumps(body))
-    assert isinstance(p.notifier, MemoryNotifier)
-    assert len(p.notifier.messages) == int(expect_sent)
-    if expect_sent:
-        assert needle in p.notifier.messages[0].message
-        assert "\n" not in p.notifier.messages[0].subject
-        assert "None" not in p.notifier.messages[0].subject
-
-
-def test_notify_forwards_plain_text() -> None:
-    settings = Settings.from_env(
-        {
-            "UPLOAD_BUCKET": "up",
-            "PROCESSED_BUCKET": "out",
-            "CATALOG_TABLE": "t",
-            "EVENTS_TOPIC": "ev",
-            "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:alerts",
-        }
-    )
-    p = make_pipeline(settings=settings)
-    service.notify_people(p, "not json {", "Hello")
-    assert isinstance(p.notifier, MemoryNotifier)
-    assert p.notifier.messages[0].message == "not json {"
-
-
 def test_events_for_another_bucket_are_ignored() -> None:
     """image_id and output keys come from the key alone: another bucket's object of the same
     key would overwrite ours, so a trigger wired to a second bucket changes nothing."""
@@ -278,120 +227,11 @@ def test_events_for_another_bucket_are_ignored() -> None:
     upload(p, "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
     before = {k: v.data for k, v in p.store.buckets["out"].items()}
     p.store.add("someone-else", "uploads/cat.jpg", b"not even an image")
-    for handle in (service.process_upload, service.remove_source):
+    for handle in (processing.handle_upload, removal.remove_source):
         outcome = handle(p, Upload("someone-else", "uploads/cat.jpg", sequencer="FF"))
         assert outcome.status == "ignored" and "UPLOAD_BUCKET" in (outcome.reason or "")
     assert {k: v.data for k, v in p.store.buckets["out"].items()} == before
-    assert (p.catalog.get(keys.image_id_for("uploads/cat.jpg")) or {})["status"] == "processed"
-
-
-def test_each_malformed_record_counts_once_in_events_malformed(capsys: pytest.CaptureFixture[str]) -> None:
-    """Bad records are dropped, not silent: each gives one line with EventsMalformed = 1 (EMF),
-    the metric the malformed-events alarm watches; good records next to them count nothing."""
-    good = {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "up"}, "object": {"key": "uploads/a+b.jpg"}}}
-    capsys.readouterr()
-    assert [u.key for u in service.uploads_from_event({"Records": ["garbage", good, {"s3": {"object": {"key": 5}}}]})] == [
-        "uploads/a b.jpg"
-    ]
-    assert service.uploads_from_event({"Service": "Amazon S3", "Event": "s3:TestEvent"}) == []
-    assert service.sqs_bodies({"Records": [{"messageId": "1"}, {"body": "{}"}]}) == ["{}"]
-    assert service.sns_messages({"Records": [{"Sns": {"Message": "hi"}}, {"Sns": {}}]}) == [("hi", None)]
-    p = make_pipeline()
-    assert isinstance(p.store, MemoryObjectStore)
-    p.store.add("someone-else", "uploads/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
-    for handle in (service.process_upload, service.remove_source):
-        assert handle(p, Upload("someone-else", "uploads/cat.jpg", sequencer="FF")).status == "ignored"
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert len(lines) == 7 and all(line["error_code"] == "malformed_event" for line in lines)
-    assert [line.get("EventsMalformed") for line in lines] == [1] * 7
-    assert all(line["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "EventsMalformed", "Unit": "Count"}] for line in lines)
-    assert [line.get("bucket") for line in lines[-2:]] == ["someone-else"] * 2
-    # an ordinary ignored upload (outside the prefix) is not malformed: no count, no alarm
-    upload(p, "elsewhere/cat.jpg", fixture_bytes("orient_landscape_1.jpg"))
-    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
-    assert line["event"] == "image.ignored" and "EventsMalformed" not in line and "error_code" not in line
-
-
-ALERTS = Settings.from_env(
-    {
-        "UPLOAD_BUCKET": "up",
-        "PROCESSED_BUCKET": "out",
-        "CATALOG_TABLE": "t",
-        "EVENTS_TOPIC": "ev",
-        "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:alerts",
-        "NOTIFY_ON_SUCCESS": "true",
-    }
-)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [{"type": "image.processed", "source_key": "uploads/x.jpg", "renditions": r} for r in ("abc", 5, [1, None, "x"], {"preset": "t"})]
-    + [{"type": kind, "source_key": key} for kind in ("image.rejected", "image.failed", "image.deleted") for key in (5, None, ["a"])],
-)
-def test_notify_copes_with_events_of_our_types_in_another_shape(body: dict[str, Any]) -> None:
-    """Whoever may publish to the events topic can send `image.processed` with any body."""
-    p = make_pipeline(settings=ALERTS)
-    service.notify_people(p, json.dumps(body))
-    assert isinstance(p.notifier, MemoryNotifier)
-    [sent] = p.notifier.messages
-    key = body["source_key"] if isinstance(body["source_key"], str) else "?"
-    assert f"Image: {key}\n" in sent.message and sent.attributes["event_type"] == body["type"]
-    if "renditions" in body:
-        assert "Renditions (0," in sent.message
-
-
-def test_notify_forwards_json_nested_too_deep_to_parse_as_text() -> None:
-    p = make_pipeline(settings=ALERTS)
-    service.notify_people(p, "[" * 100_000, "deep")  # json.loads raises RecursionError on it
-    assert isinstance(p.notifier, MemoryNotifier)
-    assert [m.message for m in p.notifier.messages] == ["[" * 100_000]
-
-
-def test_notify_cuts_a_forwarded_message_to_what_sns_accepts() -> None:
-    """A foreign JSON message under SNS's 256 KB grows past it when pretty-printed for people:
-    SNS would refuse the alert, and the retries end in the dead-letter queue."""
-    body = {f"field{i:05d}": i for i in range(12_000)}
-    compact, pretty = len(json.dumps(body)), len(json.dumps(body, indent=2))
-    assert compact < service.SNS_MESSAGE_BYTES < pretty
-    p = make_pipeline(settings=ALERTS)
-    service.notify_people(p, json.dumps(body), "from a neighbour")
-    assert isinstance(p.notifier, MemoryNotifier)
-    [sent] = p.notifier.messages
-    assert len(sent.message.encode()) <= service.SNS_MESSAGE_BYTES
-    assert sent.message.startswith('{\n  "field00000": 0') and "[cut: the message was" in sent.message
-
-
-@pytest.mark.parametrize(
-    ("region", "caller", "expected"),
-    [
-        ("us-east-1", "arn:aws:iam::123456789012:user/ci", "arn:aws:sns:us-east-1:123456789012:events"),
-        ("cn-north-1", "arn:aws-cn:iam::123456789012:user/ci", "arn:aws-cn:sns:cn-north-1:123456789012:events"),
-        ("us-gov-west-1", "arn:aws-us-gov:iam::123456789012:user/ci", "arn:aws-us-gov:sns:us-gov-west-1:123456789012:events"),
-    ],
-)
-def test_topic_names_become_arns_in_the_accounts_own_partition(region: str, caller: str, expected: str) -> None:
-    """A topic name is published to as an ARN; GovCloud's partition is aws-us-gov (guessing
-    from the region prefix named `aws` there, and every publish failed)."""
-    from chalicelib.notify import SnsNotifier
-
-    class Sts:
-        def get_caller_identity(self) -> dict[str, str]:
-            return {"Account": "123456789012", "Arn": caller}
-
-    class Sns:
-        def __init__(self) -> None:
-            self.arns: list[str] = []
-
-        def publish(self, **kwargs: Any) -> dict[str, str]:
-            self.arns.append(kwargs["TopicArn"])
-            return {"MessageId": "m"}
-
-    sns = Sns()
-    notifier = SnsNotifier(sns, Sts(), region)
-    notifier.publish("events", subject="s", message="{}", attributes={})
-    notifier.publish("arn:aws:sns:us-east-1:1:other", subject="s", message="{}", attributes={})
-    assert sns.arns == [expected, "arn:aws:sns:us-east-1:1:other"]
+    assert (stored_record(p, "uploads/cat.jpg") or {})["status"] == "processed"
 
 
 def test_a_source_smaller_than_every_preset_is_processed_with_no_renditions() -> None:
@@ -410,9 +250,9 @@ def test_a_source_smaller_than_every_preset_is_processed_with_no_renditions() ->
     p = make_pipeline(wide_only)
     outcome = upload(p, "uploads/small.jpg", buffer.getvalue())
     assert outcome.status == "processed" and outcome.renditions == ()
-    assert outcome.record is not None and outcome.record["skipped_presets"] == ["w2000", "w3000"]
+    assert outcome.record is not None and outcome.record.to_dict()["skipped_presets"] == ["w2000", "w3000"]
     assert isinstance(p.store, MemoryObjectStore) and p.store.keys("out") == []
 
     # Corrupt data is still found out, although no pixels are needed.
     rejected = upload(p, "uploads/broken.jpg", buffer.getvalue()[:300], sequencer="0B")
-    assert rejected.status == "rejected" and rejected.record is not None and rejected.record["error_code"] == "corrupt_image"
+    assert rejected.status == "rejected" and rejected.record is not None and rejected.record.to_dict()["error_code"] == "corrupt_image"
