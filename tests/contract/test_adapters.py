@@ -15,6 +15,7 @@ import pytest
 from chalicelib.catalog import Catalog, DynamoCatalog, MemoryCatalog
 from chalicelib.models import SourceChanged, SourceObject
 from chalicelib.notify import MemoryNotifier, Notifier, SnsNotifier
+from chalicelib.records import ImageRecord
 from chalicelib.storage import IMMUTABLE, MemoryObjectStore, ObjectStore, S3ObjectStore, SourceLister
 from tests.conftest import create_catalog_table
 
@@ -230,15 +231,9 @@ def test_store_lists_keys_in_order_in_pages(store: Store) -> None:
 # Catalog --------------------------------------------------------------------------------------
 
 
-def record(image_id: str, updated_at: str, *, status: str = "processed", sequencer: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {
-        "image_id": image_id,
-        "listing": "images",
-        "status": status,
-        "updated_at": updated_at,
-        "sequencer": sequencer,
-        **extra,
-    }
+def record(image_id: str, updated_at: str, *, status: str = "processed", sequencer: str | None = None, **extra: Any) -> ImageRecord:
+    fields = {"image_id": image_id, "listing": "images", "status": status, "updated_at": updated_at, "sequencer": sequencer, **extra}
+    return ImageRecord.from_dict({k: v for k, v in fields.items() if v is not None})
 
 
 def test_catalog_get_of_a_missing_record_is_none(catalog: Catalog) -> None:
@@ -246,17 +241,19 @@ def test_catalog_get_of_a_missing_record_is_none(catalog: Catalog) -> None:
 
 
 def test_catalog_round_trips_a_record_and_drops_none(catalog: Catalog) -> None:
-    renditions = [{"preset": "w320", "width": 320, "height": 240, "bytes": 1234, "ratio": 0.75, "key": "r/a.webp", "note": None}]
+    renditions = [{"preset": "w320", "format": "WEBP", "width": 320, "height": 240, "bytes": 1234, "ratio": 0.75, "key": "r/a.webp"}]
     written = record("img1", "2026-01-02T03:04:05.000+00:00", sequencer="0A", renditions=renditions, error=None, flags=["a", "b"])
     assert catalog.put(written) is True
-    read = catalog.get("img1")
+    stored = catalog.get("img1")
+    assert stored is not None
+    read = stored.to_dict()
     assert read == {
         "image_id": "img1",
         "listing": "images",
         "status": "processed",
         "updated_at": "2026-01-02T03:04:05.000+00:00",
         "sequencer": "0A",
-        "renditions": [{"preset": "w320", "width": 320, "height": 240, "bytes": 1234, "ratio": 0.75, "key": "r/a.webp"}],
+        "renditions": [{"preset": "w320", "format": "WEBP", "width": 320, "height": 240, "bytes": 1234, "ratio": 0.75, "key": "r/a.webp"}],
         "flags": ["a", "b"],
     }
     assert read is not None
@@ -282,7 +279,7 @@ def test_catalog_write_is_conditional_on_the_s3_sequencer(
     assert catalog.put(record("img1", "2026-01-01T00:00:01.000+00:00", sequencer=second, source_etag="second")) is second_wins
     current = catalog.get("img1")
     assert current is not None
-    assert current["source_etag"] == ("second" if second_wins else "first")
+    assert current.source_etag == ("second" if second_wins else "first")
 
 
 def test_catalog_delete_version_deletes_only_the_version_it_names(catalog: Catalog) -> None:
@@ -307,7 +304,7 @@ def every_page(catalog: Catalog, limit: int, **kw: Any) -> list[list[str]]:
     after = None
     while True:
         page = catalog.list_images(limit=limit, after=after, **kw)
-        pages.append([r["image_id"] for r in page.items])
+        pages.append([r.image_id for r in page.items])
         if page.last is None:
             return pages
         assert len(pages) < 50, "the cursor does not advance"
@@ -353,7 +350,15 @@ def test_catalog_listing_reaches_past_a_long_run_of_excluded_records(catalog: Ca
 
 
 def test_catalog_listing_items_are_whole_records(catalog: Catalog) -> None:
-    catalog.put(record("img1", "2026-01-01T00:00:00.000+00:00", sequencer="0A", source_key="uploads/a.jpg", renditions=[{"w": 1}]))
+    catalog.put(
+        record(
+            "img1",
+            "2026-01-01T00:00:00.000+00:00",
+            sequencer="0A",
+            source_key="uploads/a.jpg",
+            renditions=[{"preset": "w1", "key": "r/a.jpg", "format": "JPEG", "width": 1, "height": 1, "bytes": 1}],
+        )
+    )
     (item,) = catalog.list_images(status=None, limit=5).items
     assert item == catalog.get("img1")
 
