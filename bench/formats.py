@@ -122,7 +122,7 @@ def heic_decode(photo: Path, repeats: int = 3) -> dict[str, Any]:
 
 
 def animation(frames: int = 100, width: int = 480) -> dict[str, Any]:
-    from tests import formats, hostile  # the same generator as the tests
+    from tests.support import formats, hostile  # the same generator as the tests
 
     height = width * 3 // 4
     gif = formats.save_animation([hostile.palette(f) for f in formats.moving_square_frames(frames, (width, height))], "GIF", [50] * frames)

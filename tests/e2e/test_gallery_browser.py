@@ -1,5 +1,5 @@
 """The gallery in a real browser: headless Chromium (Debian's `chromium`, driven by
-Playwright) against the local stack (`python -m chalicelib.local run`: moto's server, the
+Playwright) against the local stack (`python -m devstack run`: moto's server, the
 processor, `chalice local`). A person's path: open the page, see the seeded samples (the
 rejected one with its reason), pick a real photo, watch the progress bar, wait for its
 thumbnail, open the detail view and read every rendition. Screenshots go to test-artifacts/."""

@@ -10,9 +10,9 @@ from PIL import Image
 
 from chalicelib.imaging import codec
 from chalicelib.presets import FORMATS, WEB, Preset, PresetError, Profile
-from tests import hostile
+from tests.support import hostile
 from tests.conftest import fixture_bytes
-from tests.imagetools import mean_abs_diff, metadata_markers, open_bytes, render_all
+from tests.support.imagetools import mean_abs_diff, metadata_markers, open_bytes, render_all
 
 
 def test_avif_is_a_preset_format() -> None:

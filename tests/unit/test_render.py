@@ -10,7 +10,7 @@ from PIL import Image, ImageCms
 
 from chalicelib.presets import CLASSIC, WEB
 from tests.conftest import CORPUS, corpus_photos, fixture_bytes
-from tests.imagetools import mean_abs_diff, metadata_markers, open_bytes, psnr, render_all
+from tests.support.imagetools import mean_abs_diff, metadata_markers, open_bytes, psnr, render_all
 
 
 def by_preset(result):  # type: ignore[no-untyped-def]
