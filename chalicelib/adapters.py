@@ -30,7 +30,7 @@ class Adapters:
 
     @property
     def limits(self) -> codec.DecodeLimits:
-        return codec.DecodeLimits(self.settings.max_source_pixels, self.settings.max_frames)
+        return codec.DecodeLimits.from_settings(self.settings)  # pixels, frames, animation budget, ANIMATION
 
     def now(self) -> str:
         """The clock as the catalog and the events write it."""

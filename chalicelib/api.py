@@ -27,6 +27,7 @@ from chalicelib.catalog import Catalog, index_for
 from chalicelib.keys import image_id_for
 from chalicelib.links import Links
 from chalicelib.models import Status
+from chalicelib.picture import picture, srcsets
 from chalicelib.presets import Profile
 from chalicelib.probe import Probe
 from chalicelib.records import ImageRecord
@@ -47,7 +48,7 @@ LISTABLE_STATUSES = (Status.PROCESSED.value, Status.REJECTED.value, Status.FAILE
 # Tombstones of sources their owner deleted (see removal.remove_source) are listed only on request.
 HIDDEN_BY_DEFAULT = (Status.DELETED.value,)
 # What the processor can decode (it identifies files by content; this only gates the form).
-UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp", "image/avif")
+UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp", "image/avif", "image/heic", "image/heif")
 _TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-ms-bmp": "image/bmp", "image/x-png": "image/png"}
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
 
@@ -228,7 +229,8 @@ def rendition_url(api: Api, key: str) -> str:
 def detail_view(api: Api, record: ImageRecord) -> dict[str, Any]:
     view = record.public_view()
     renditions = [{**r, "url": rendition_url(api, r["key"])} for r in view.get("renditions") or []]
-    return {**view, "renditions": renditions, "srcset": srcsets(api.profile, renditions)}
+    srcset = srcsets(api.profile, renditions)
+    return {**view, "renditions": renditions, "srcset": srcset, "picture": picture(renditions, srcset)}
 
 
 def summary_view(api: Api, record: ImageRecord) -> dict[str, Any]:
@@ -239,18 +241,6 @@ def summary_view(api: Api, record: ImageRecord) -> dict[str, Any]:
     if thumb is None and renditions:
         thumb = min(renditions, key=lambda r: (r.get("width") or 0) * (r.get("height") or 0))
     return {**view, "thumbnail_url": rendition_url(api, thumb["key"]) if thumb else None}
-
-
-def srcsets(profile: Profile, renditions: list[dict[str, Any]]) -> dict[str, str]:
-    """`{"jpeg": "url 320w, url 1024w", "webp": ...}` for an <img srcset> or <source srcset>.
-    Cover crops (the square thumbnail) change the framing, so they are left out; one URL per width."""
-    cropped = {p.name for p in profile.presets if p.fit == "cover"}
-    by_format: dict[str, dict[int, str]] = {}
-    for r in sorted(renditions, key=lambda r: r.get("width") or 0):
-        if r.get("preset") in cropped or not r.get("width"):
-            continue
-        by_format.setdefault(str(r["format"]).lower(), {}).setdefault(int(r["width"]), r["url"])
-    return {fmt: ", ".join(f"{url} {width}w" for width, url in widths.items()) for fmt, widths in sorted(by_format.items())}
 
 
 # --- POST /uploads -----------------------------------------------------------------------

@@ -26,6 +26,8 @@ class RenditionRecord:
     width: int
     height: int
     bytes: int
+    animated: bool | None = None  # set (true) only on an animated rendition (animated WebP)
+    frames: int | None = None  # its frame count, with `animated`
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:

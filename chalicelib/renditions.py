@@ -80,7 +80,19 @@ class RenditionWriter:
         if errors:
             self._remove(written)
             raise errors[0]
-        return [RenditionRecord(r.preset, self.folder + r.filename, r.format, r.width, r.height, r.size) for r in renditions]
+        return [
+            RenditionRecord(
+                r.preset,
+                self.folder + r.filename,
+                r.format,
+                r.width,
+                r.height,
+                r.size,
+                True if r.animated else None,
+                r.frames if r.animated else None,
+            )
+            for r in renditions
+        ]
 
     def abandon(self) -> None:
         """Rendering failed: wait for the uploads in flight, then remove what they wrote."""

@@ -13,8 +13,8 @@ from PIL import Image
 
 from chalicelib.imaging import codec
 from chalicelib.models import ErrorCode
-from tests.support import formats
 from tests.conftest import fixture_bytes
+from tests.support import formats
 
 OK = "ok"
 

@@ -15,8 +15,8 @@ from PIL import Image, ImageChops, ImageStat
 from chalicelib.imaging import animation, codec, render
 from chalicelib.models import ErrorCode, RejectedInput, Rendition
 from chalicelib.presets import ANIMATION_CAP, WEB, Preset, Profile
-from tests.support import formats, hostile
 from tests.conftest import fixture_bytes
+from tests.support import formats, hostile
 from tests.support.imagetools import LIMITS, mean_abs_diff
 
 

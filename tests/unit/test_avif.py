@@ -10,8 +10,8 @@ from PIL import Image
 
 from chalicelib.imaging import codec
 from chalicelib.presets import FORMATS, WEB, Preset, PresetError, Profile
-from tests.support import hostile
 from tests.conftest import fixture_bytes
+from tests.support import hostile
 from tests.support.imagetools import mean_abs_diff, metadata_markers, open_bytes, render_all
 
 

@@ -12,8 +12,8 @@ from PIL import Image
 from chalicelib.imaging import codec, heif, render
 from chalicelib.models import ErrorCode, RejectedInput
 from chalicelib.presets import WEB, Preset, Profile
-from tests.support import formats, hostile
 from tests.conftest import DEV_ENV, ROOT, fixture_bytes
+from tests.support import formats, hostile
 from tests.support.imagetools import LIMITS, mean_abs_diff, open_bytes, render_all
 
 # One lossless output at source size: what was decoded, unchanged by any resize or lossy encoder.
@@ -135,7 +135,8 @@ def test_broken_heic_is_rejected_with_a_code(name: str) -> None:
 def test_pi_heif_is_imported_only_when_a_heif_arrives() -> None:
     """Cold start: `import app` and a JPEG upload must not load libheif."""
     probe = (
-        "import sys, app; from chalicelib.imaging import render; from tests.support import hostile; from tests.support.imagetools import LIMITS;"
+        "import sys, app; from chalicelib.imaging import render; from tests.support import hostile;"
+        "from tests.support.imagetools import LIMITS;"
         "from chalicelib.presets import WEB; before = 'pi_heif' in sys.modules;"
         "render.render(hostile.save(hostile.photo(), 'JPEG'), WEB, LIMITS, 'x'); jpeg = 'pi_heif' in sys.modules;"
         "render.render(hostile.case('heic'), WEB, LIMITS, 'x'); print(before, jpeg, 'pi_heif' in sys.modules)"

@@ -82,14 +82,14 @@ def test_unknown_fields_load_and_are_written_back_unchanged() -> None:
     item: dict[str, Any] = to_item(PROCESSED)
     item["phash"] = {"S": "f0f0"}
     item["ratio"] = {"N": "1.5"}
-    item["renditions"]["L"][0]["M"]["animated"] = {"BOOL": True}
+    item["renditions"]["L"][0]["M"]["blurhash"] = {"S": "LEHV6n"}
     loaded = from_item(item)
     assert loaded.extra == {"phash": "f0f0", "ratio": 1.5}
-    assert loaded.renditions is not None and loaded.renditions[0].extra == {"animated": True}
+    assert loaded.renditions is not None and loaded.renditions[0].extra == {"blurhash": "LEHV6n"}
     assert replace(loaded, extra={}, renditions=PROCESSED.renditions) == PROCESSED
     assert to_item(loaded) == item
     view = loaded.public_view()
-    assert view["phash"] == "f0f0" and view["renditions"][0]["animated"] is True
+    assert view["phash"] == "f0f0" and view["renditions"][0]["blurhash"] == "LEHV6n"
 
 
 def test_a_record_with_only_an_id_loads() -> None:
@@ -101,3 +101,11 @@ def test_a_record_with_only_an_id_loads() -> None:
 def test_the_public_view_is_what_the_api_showed_before() -> None:
     """Today's public view is the whole stored record (a later issue narrows it here)."""
     assert PROCESSED.public_view() == PROCESSED.to_dict()
+
+
+def test_an_animated_rendition_says_so_and_a_still_one_stores_nothing_more() -> None:
+    moving = RenditionRecord("w320_animated", "renditions/cat.gif/w320.animated.webp", "WEBP", 320, 240, 9_000, animated=True, frames=24)
+    assert moving.to_dict()["animated"] is True and moving.to_dict()["frames"] == 24
+    assert RenditionRecord.from_dict(moving.to_dict()) == moving
+    still = RenditionRecord("w320_webp", "renditions/cat.gif/w320.webp", "WEBP", 320, 240, 9_000)
+    assert "animated" not in still.to_dict() and "frames" not in still.to_dict()
