@@ -76,7 +76,7 @@ def list_images() -> Response:
 
 @app.route("/images/{image_id}", methods=["GET"])
 def get_image(image_id: str) -> Response:
-    """One image: its catalog record, a URL per rendition and a srcset per format."""
+    """One image: its catalog record, a URL per rendition, a srcset per format (AVIF, WebP, JPEG) and a ready-to-paste <picture>."""
     return _answer(lambda: api.get_image(api_context(), image_id))
 
 

@@ -23,6 +23,7 @@ from unittest.mock import patch
 from chalice.deploy.swagger import TemplatedSwaggerGenerator
 
 from chalicelib import api
+from chalicelib.presets import FORMATS
 from chalicelib.settings import DEFAULT_MAX_SOURCE_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,10 +68,12 @@ _RENDITION = {
     "properties": {
         "preset": {"type": "string"},
         "key": {"type": "string"},
-        "format": {"type": "string", "enum": ["JPEG", "WEBP", "PNG"]},
+        "format": {"type": "string", "enum": list(FORMATS)},
         "width": {"type": "integer"},
         "height": {"type": "integer"},
         "bytes": {"type": "integer"},
+        "animated": {"type": "boolean", "description": "present (true) only on an animated rendition (animated WebP)"},
+        "frames": {"type": "integer", "description": "frame count of an animated rendition"},
         "url": {"type": "string", "description": "CDN URL, or a presigned GET valid for PRESIGN_EXPIRY_SECONDS"},
     },
 }
@@ -90,11 +93,20 @@ _RECORD_PROPERTIES = {
 }
 _IMAGE = {
     "type": "object",
-    "description": "The catalog record (README: Catalog records) with a URL per rendition and a srcset per format.",
-    "required": ["image_id", "status", "renditions", "srcset"],
+    "description": "The catalog record (README: Catalog records) with a URL per rendition, a srcset per format and a <picture>.",
+    "required": ["image_id", "status", "renditions", "srcset", "picture"],
     "properties": {
         **_RECORD_PROPERTIES,
-        "srcset": {"type": "object", "additionalProperties": {"type": "string"}, "description": "format -> 'url 320w, url 1024w, ...'"},
+        "srcset": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "format -> 'url 320w, url 1024w, ...', in the order avif, webp, jpeg (webp_animated first for an animation)",
+        },
+        "picture": {
+            "type": "string",
+            "x-nullable": True,
+            "description": "a ready-to-paste <picture>: AVIF, WebP sources and a JPEG <img> with sizes, width and height",
+        },
     },
 }
 _SUMMARY = {
