@@ -140,7 +140,7 @@ def render(
     encoders = [_webp.WebPAnimEncoder(t.size, _TRANSPARENT, loop, False, *_KEYFRAMES, False, False) for t in targets]
     try:
         timestamp, count, transparent = _feed(frames(image, data), targets, encoders, icc)
-    except codec.DECODE_ERRORS as exc:
+    except (*codec.DECODE_ERRORS, Image.DecompressionBombError) as exc:
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} animation has a corrupt frame: {exc}") from None
     if count < 2:
         raise RejectedInput(ErrorCode.CORRUPT_IMAGE, f"{fmt} declares {getattr(image, 'n_frames', 1)} frames but {count} could be read")

@@ -86,7 +86,8 @@ def frames(data: bytes) -> Iterator[tuple[Image.Image, int]]:
         elif kind not in _FRAME_CHUNKS and control is None and count == 0:
             shared += _chunk(kind, body)  # PLTE, tRNS, gAMA...: every frame's decoder needs them
         if kind in (b"fcTL", b"IEND") and control is not None and pieces:
-            state.size = state.size or struct.unpack_from(">II", ihdr)
+            state.size = state.size or _canvas_size(ihdr)
+            _check_region(control, state.size)  # before decoding: an fcTL may declare any size
             yield state.draw(_decode(ihdr, shared, control, b"".join(pieces)), control), control.duration
             count += 1
             control, pieces = None, []
@@ -98,6 +99,19 @@ def frames(data: bytes) -> Iterator[tuple[Image.Image, int]]:
             pieces.append(body[4:])  # after the sequence number
     if count < declared:
         raise _corrupt(f"acTL declares {declared} frames, {count} found")
+
+
+def _canvas_size(ihdr: bytes) -> tuple[int, int]:
+    if len(ihdr) < 13:
+        raise _corrupt("IHDR is missing or short")
+    width, height = struct.unpack_from(">II", ihdr)
+    return width, height
+
+
+def _check_region(control: _Control, size: tuple[int, int]) -> None:
+    """The specification's rule: every frame lies inside the canvas, and is not empty."""
+    if control.width == 0 or control.height == 0 or control.x + control.width > size[0] or control.y + control.height > size[1]:
+        raise _corrupt(f"a {control.width}x{control.height} frame at ({control.x}, {control.y}) is outside the {size[0]}x{size[1]} canvas")
 
 
 class _Canvas:
@@ -114,8 +128,6 @@ class _Canvas:
         if self.canvas is None:
             self.canvas = Image.new("RGBA", self.size, (0, 0, 0, 0))
         box = (control.x, control.y, control.x + control.width, control.y + control.height)
-        if box[2] > self.size[0] or box[3] > self.size[1]:
-            raise _corrupt(f"a frame {box} lies outside the {self.size[0]}x{self.size[1]} canvas")
         self._dispose()
         dispose = control.dispose
         if dispose == _DISPOSE_PREVIOUS and not self.drawn:
