@@ -443,6 +443,15 @@ def _heic_largesize_past_end() -> bytes:
     return data[: at - 4] + struct.pack(">I", 1) + b"meta" + struct.pack(">Q", 2**62) + data[at + 4 :]
 
 
+def apng_frame_outside_canvas() -> bytes:
+    """The second frame's fcTL declares a 4,278,190,144 px wide frame (CRC kept valid)."""
+    data = bytearray(formats.apng_blend_dispose()[0])
+    at = data.find(b"fcTL", data.find(b"fcTL") + 4)
+    data[at + 8 : at + 12] = struct.pack(">I", 0xFF000040)
+    data[at + 30 : at + 34] = struct.pack(">I", zlib.crc32(bytes(data[at : at + 30])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
 # HEIC (decoded by pi-heif): named by content, never by extension; limits read from the boxes.
 CASES.update(
     {

@@ -215,3 +215,10 @@ def test_animated_preset_is_data() -> None:
     profile = Profile("mine", (preset,))
     result = render.render(fixture_bytes("animated_loop3.gif"), profile, LIMITS, "anim")
     assert [(r.preset, r.frames, r.content_type) for r in result.renditions] == [("moving", 10, "image/webp")]
+
+
+def test_apng_frame_outside_the_canvas_is_corrupt_before_it_is_decoded() -> None:
+    """Found by the fuzz test: a 4-billion-pixel-wide fcTL reached Pillow's bomb error."""
+    with pytest.raises(RejectedInput) as caught:
+        render.render(hostile.apng_frame_outside_canvas(), WEB, LIMITS, "anim")
+    assert caught.value.code is ErrorCode.CORRUPT_IMAGE and "outside" in caught.value.message
