@@ -165,6 +165,9 @@ def walk_through(page: Any, api: str, tmp_path: Path, console: list[str]) -> Non
         assert len(answer.content) == rendition["bytes"]
     preview = page.locator("[data-testid=preview]")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=15_000)
+    # <picture>: Chromium decodes AVIF, so it takes the first <source>; the <img> reserves its box.
+    assert ".avif" in page.evaluate("img => img.currentSrc", preview.element_handle())
+    assert preview.get_attribute("width") and preview.get_attribute("height")
     page.screenshot(path=str(ARTIFACTS / "gallery-detail.png"))
     assert page.evaluate("document.activeElement.id") == "close"
     page.keyboard.press("Escape")
