@@ -93,7 +93,7 @@ def test_one_rendition_upload_failing_leaves_no_partial_outputs(aws: dict[str, A
     assert processed_keys(aws) == []  # the thumbnail and w320.jpg that did upload were removed
     assert catalog_item(aws, KEY)["renditions"] == []  # type: ignore[index]
     invoke(aws, client, KEY)
-    assert len(processed_keys(aws)) == 3
+    assert len(processed_keys(aws)) == 4  # thumbnail, w320 JPEG, WebP and AVIF
     listed_exist(aws, KEY)
 
 
@@ -172,7 +172,7 @@ def test_awkward_keys_through_the_handler(aws: dict[str, Any], client: Any, key:
         assert record is None and keys == []
         return
     assert record is not None and record["status"] == "processed" and record["source_key"] == key
-    assert sorted(r["key"] for r in record["renditions"]) == keys and len(keys) == 3
+    assert sorted(r["key"] for r in record["renditions"]) == keys and len(keys) == 4
     for out in keys:
         assert out.startswith("renditions/") and len(out.encode()) <= 1024
         assert "/../" not in out and "/./" not in out and "//" not in out

@@ -30,7 +30,7 @@ def client(aws: dict[str, Any]) -> Any:
 def test_upload_is_processed(aws: dict[str, Any], client: Any, key: str) -> None:
     put_and_process(aws, client, key, fixture_bytes("orient_landscape_6.jpg"))
     relative = key.removeprefix("uploads/")
-    expected = sorted(f"renditions/{relative}/{name}" for name in ("thumbnail.jpg", "w320.jpg", "w320.webp"))
+    expected = sorted(f"renditions/{relative}/{name}" for name in ("thumbnail.jpg", "w320.avif", "w320.jpg", "w320.webp"))
     assert processed_keys(aws) == expected
 
     s3 = aws["s3"]
@@ -57,7 +57,7 @@ def test_upload_is_processed(aws: dict[str, Any], client: Any, key: str) -> None
     assert envelope["MessageAttributes"]["event_type"]["Value"] == "image.processed"
     event = json.loads(envelope["Message"])
     assert event["type"] == "image.processed" and event["source_key"] == key
-    assert len(event["renditions"]) == 3
+    assert len(event["renditions"]) == 4
     assert envelope["Subject"].startswith("Processed ")
 
 

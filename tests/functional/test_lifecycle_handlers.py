@@ -41,7 +41,7 @@ def test_handlers_are_registered_the_chalice_way() -> None:
 def test_deleting_a_source_removes_its_renditions(aws: dict[str, Any], client: Any) -> None:
     key = "uploads/holiday/beach day.jpg"
     put_and_process(aws, client, key, fixture_bytes("orient_landscape_6.jpg"))
-    assert len(processed_keys(aws)) == 3
+    assert len(processed_keys(aws)) == 4
     drain(aws["sqs"], aws["events_queue"])
     aws["s3"].delete_object(Bucket=aws["env"]["UPLOAD_BUCKET"], Key=key)
     removed(aws, client, key)
@@ -64,7 +64,7 @@ def test_versioned_bucket_delete_marker_and_version_delete(aws: dict[str, Any], 
     s3.delete_object(Bucket=bucket, Key=key, VersionId=first["source_version"])
     removed(aws, client, key)
     assert catalog_item(aws, key)["status"] == "processed"  # type: ignore[index]
-    assert len(processed_keys(aws)) == 3
+    assert len(processed_keys(aws)) == 4
     # A plain delete creates a delete marker: the object is gone for readers.
     s3.delete_object(Bucket=bucket, Key=key)
     event = client.events.generate_s3_event(bucket=bucket, key=key, event_name="ObjectRemoved:DeleteMarkerCreated")
