@@ -156,3 +156,14 @@ def test_requirements_pin_the_decode_only_build() -> None:
     assert "pi-heif" in pins("requirements.txt") and "pillow-heif" not in pins("requirements.txt")
     assert "pillow-heif" in pins("requirements-dev.txt")
     assert not any("pillow_heif" in path.read_text() for path in (ROOT / "chalicelib").rglob("*.py"))
+
+
+def test_thumbnails_depth_maps_and_auxiliary_images_are_switched_off() -> None:
+    """Only the primary image is ever decoded: pi-heif is registered with its thumbnail, depth
+    and auxiliary image support off (pillow-heif 1.9 cannot write them, so this checks the
+    switches and what the opened image carries)."""
+    image = codec.open_image(hostile.case("heic"), LIMITS)
+    import pi_heif
+
+    assert (pi_heif.options.THUMBNAILS, pi_heif.options.DEPTH_IMAGES, pi_heif.options.AUX_IMAGES) == (False, False, False)
+    assert image.info["thumbnails"] == [] and image.info["depth_images"] == [] and "aux" not in image.info
