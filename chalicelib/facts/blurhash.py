@@ -10,6 +10,7 @@ sums the cosines separably. tests/unit/test_facts.py checks it against the packa
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from PIL import Image
 
@@ -50,7 +51,7 @@ def linear_planes(image: Image.Image, grid: int = GRID) -> tuple[list[list[float
     planes = []
     for band in rgb.split():
         linear = band.point(_TO_LINEAR, "F")
-        planes.append(list(linear.resize(size, Image.Resampling.BOX).get_flattened_data()))
+        planes.append(cast(list[float], list(linear.resize(size, Image.Resampling.BOX).get_flattened_data())))
     return planes, size
 
 

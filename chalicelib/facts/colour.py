@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import math
+from typing import cast
 
 from PIL import Image, ImageFilter
 
-PALETTE = 6  # clusters: few enough that a sky is one cluster, not three shades of blue
+PALETTE = 8  # median-cut boxes, then merged when close
+MERGE_DISTANCE = 64.0  # RGB distance under which two boxes are one colour
 COLOUR_SIDE = 64
 LQIP_SIDE = 16
 LQIP_MAX_CHARS = 1024
@@ -22,14 +25,30 @@ def _fit(image: Image.Image, side: int) -> Image.Image:
 
 
 def dominant_color(image: Image.Image) -> str:
-    """`#rrggbb` of the largest colour cluster (by pixel count) of an RGB image, not the mean."""
+    """`#rrggbb` of the largest colour cluster (by pixel count) of an RGB image, not the mean.
+
+    Median cut splits a large noisy area into several boxes (a sky into shades of blue), so
+    boxes closer than MERGE_DISTANCE are counted together before the largest is taken.
+    """
     small = _fit(image.convert("RGB"), COLOUR_SIDE)
     quantized = small.quantize(colors=PALETTE, method=Image.Quantize.MEDIANCUT)
     palette = quantized.getpalette() or []
-    counts = quantized.getcolors(PALETTE) or [(1, 0)]
-    _, index = max(counts)
-    r, g, b = palette[3 * index : 3 * index + 3] if len(palette) >= 3 * index + 3 else (0, 0, 0)
-    return f"#{r:02x}{g:02x}{b:02x}"
+    groups: list[tuple[list[int], tuple[int, ...]]] = []  # ([count, r, g, b sums], first colour)
+    counts = cast(list[tuple[int, int]], quantized.getcolors(PALETTE) or [])  # (pixels, palette index)
+    for count, index in sorted(counts, reverse=True):
+        rgb = tuple(palette[3 * index : 3 * index + 3]) or (0, 0, 0)
+        group = next((g for g in groups if math.dist(g[1], rgb) <= MERGE_DISTANCE), None)
+        if group is None:
+            group = ([0, 0, 0, 0], rgb)
+            groups.append(group)
+        sums = group[0]
+        sums[0] += count
+        for channel in range(3):
+            sums[channel + 1] += count * rgb[channel]
+    if not groups:
+        return "#000000"
+    total, *channels = max(groups)[0]
+    return "#" + "".join(f"{round(c / total):02x}" for c in channels)
 
 
 def lqip(image: Image.Image) -> str:
