@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 Fit = Literal["within", "cover"]
 Format = Literal["JPEG", "WEBP", "PNG"]
+Crop = Literal["centre", "smart"]
 
 FORMATS: dict[str, tuple[str, str]] = {  # format -> (extension, content type)
     "JPEG": ("jpg", "image/jpeg"),
@@ -19,6 +20,7 @@ FORMATS: dict[str, tuple[str, str]] = {  # format -> (extension, content type)
     "PNG": ("png", "image/png"),
 }
 _FITS = ("within", "cover")
+_CROPS = ("centre", "smart")
 
 
 def _is_int(value: object) -> bool:
@@ -34,7 +36,8 @@ class Preset:
     """One rendition: target box (None = source size), fit, format and encoder settings.
 
     `within` scales to fit inside the box (either side may be None); `cover` fills the box
-    and centre-crops. Neither ever upscales: a `within` preset wider than the source is
+    and crops: the centre, or with `crop="smart"` the window with the most detail, colour
+    and skin. Neither ever upscales: a `within` preset wider than the source is
     skipped unless `always` is set, in which case it is produced at source size.
     """
 
@@ -47,16 +50,14 @@ class Preset:
     filename: str = "{name}.{ext}"  # may use {stem}, {name}, {ext}
     always: bool = False
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    crop: Crop = "centre"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise PresetError(f"preset name must be a non-empty string, not {self.name!r}")
         if self.format not in FORMATS:
             raise PresetError(f"preset {self.name!r}: format must be one of {sorted(FORMATS)}")
-        if self.fit not in _FITS:
-            raise PresetError(f"preset {self.name!r}: fit must be one of {_FITS}")
-        if self.fit == "cover" and not (self.width and self.height):
-            raise PresetError(f"preset {self.name!r}: fit 'cover' needs both width and height")
+        self._check_fit()
         for side in (self.width, self.height):
             if side is not None and not (_is_int(side) and side > 0):
                 raise PresetError(f"preset {self.name!r}: width and height must be positive integers, not {side!r}")
@@ -74,6 +75,16 @@ class Preset:
             raise PresetError(f"preset {self.name!r}: options must be an object")
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
 
+    def _check_fit(self) -> None:
+        if self.fit not in _FITS:
+            raise PresetError(f"preset {self.name!r}: fit must be one of {_FITS}")
+        if self.crop not in _CROPS:
+            raise PresetError(f"preset {self.name!r}: crop must be one of {_CROPS}")
+        if self.crop != "centre" and self.fit != "cover":
+            raise PresetError(f"preset {self.name!r}: crop {self.crop!r} needs fit 'cover'")
+        if self.fit == "cover" and not (self.width and self.height):
+            raise PresetError(f"preset {self.name!r}: fit 'cover' needs both width and height")
+
     @property
     def extension(self) -> str:
         return FORMATS[self.format][0]
@@ -86,13 +97,16 @@ class Preset:
         return self.filename.format(stem=stem, name=self.name, ext=self.extension)
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {"options": dict(self.options)}
+        data = {f.name: getattr(self, f.name) for f in fields(self)} | {"options": dict(self.options)}
+        if self.crop == "centre":  # the default is left out: profiles without smart crops keep their version
+            del data["crop"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preset:
         if not isinstance(data, Mapping):
             raise PresetError(f"a preset must be an object, not {data!r}")
-        known = {"name", "format", "width", "height", "fit", "quality", "filename", "always", "options"}
+        known = {"name", "format", "width", "height", "fit", "quality", "filename", "always", "options", "crop"}
         unknown = set(data) - known
         if unknown:
             raise PresetError(f"unknown preset fields {sorted(unknown)}")
@@ -100,6 +114,8 @@ class Preset:
             raise PresetError("every preset needs 'name' and 'format'")
         values = dict(data)
         values["format"] = str(values["format"]).upper().replace("JPG", "JPEG")
+        if values.get("crop") == "center":  # either spelling in a JSON file
+            values["crop"] = "centre"
         return cls(**values)
 
 
@@ -148,7 +164,16 @@ WEB = Profile(
     "web",
     (
         Preset(
-            "thumbnail", "JPEG", width=150, height=150, fit="cover", quality=82, filename="thumbnail.jpg", always=True, options=_JPEG_SMALL
+            "thumbnail",
+            "JPEG",
+            width=150,
+            height=150,
+            fit="cover",
+            quality=82,
+            filename="thumbnail.jpg",
+            always=True,
+            options=_JPEG_SMALL,
+            crop="smart",
         ),
         *_ladder((320, 1024, 2048)),
     ),

@@ -168,7 +168,7 @@ class _Renderer:
                 else:
                     start = self._finish(self._resize(self.base, stored(item.scaled)))
                 made[item.scaled] = start
-            output = steps.cover(start, item.size) if item.preset.fit == "cover" else start
+            output = steps.cover(start, item.size, item.preset.crop) if item.preset.fit == "cover" else start
             jobs[index] = _encoder(item, output, stem, on_rendition)
             if self.pool is not None:
                 futures[index] = self.pool.submit(jobs[index])
