@@ -2,9 +2,10 @@
 
     python -m bench.facts [--corpus DIR] [--side 1024]
 
-Time: `compute_facts` on the upright copy the renderer hands it (the `web` thumbnail's
-scaled image, ~200 px), median of repeats, per corpus photo; and the same from the 2048 px
-draft for comparison.
+Time: `compute_facts` on the upright copy the renderer hands it (`RenderResult.preview`,
+the `web` thumbnail's scaled image, ~200 px), median of repeats, per corpus photo; and the
+same from the 2048 px draft for comparison. That is the time the facts add per image: they
+decode and resize nothing themselves.
 Separation: each distinct corpus photo against its variants (re-encoded at JPEG q50-q90,
 downscaled to 25-75%, cropped 5%) must stay within DUPLICATE_MAX_DISTANCE bits; pairs of
 different photos must not. Prints the largest same-photo distance and the smallest
@@ -26,6 +27,8 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from chalicelib.facts import compute_facts, hamming, phash
+from chalicelib.imaging import codec, render
+from chalicelib.presets import WEB
 
 # The same corpus the tests use (tests/conftest.py): a clone elsewhere points at it by env.
 CORPUS = Path(os.environ.get("IMAGE_PIPELINE_CORPUS", Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"))
@@ -119,10 +122,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     paths = distinct_photos(args.corpus)
     compute_facts(Image.new("RGB", (64, 64)))  # warm up imports and tables
-    print("compute_facts per image (median of 7): from the ~200 px copy | from the 2048 px draft")
+    print("compute_facts per image (median of 7): from the render's preview | from the 2048 px draft")
     for path in paths:
-        small, draft = pipeline_copy(upright(path, 2048)), upright(path, 2048)
-        print(f"  {path.name:40s} {time_facts(small) * 1000:6.1f} ms | {time_facts(draft, 3) * 1000:6.1f} ms")
+        preview = render.render(path.read_bytes(), WEB, codec.DecodeLimits(max_pixels=60_000_000, max_frames=1000), "bench").preview
+        assert preview is not None
+        draft = upright(path, 2048)
+        size = f"{preview.size[0]}x{preview.size[1]}"
+        print(f"  {path.name:40s} {time_facts(preview) * 1000:6.1f} ms ({size}) | {time_facts(draft, 3) * 1000:6.1f} ms")
     photos = [(p.name, upright(p, args.side)) for p in paths]
     for label, hasher in (("pHash", phash), ("dHash", dhash)):
         result = separation(photos, hasher)

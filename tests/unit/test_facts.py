@@ -169,3 +169,27 @@ def test_phash_separation_on_the_corpus_supports_the_default_distance() -> None:
     result = separation(photos)
     assert result.same_max <= DUPLICATE_MAX_DISTANCE, result
     assert result.different_min > DUPLICATE_MAX_DISTANCE, result
+
+
+@pytest.mark.parametrize("orientation", [1, 6, 8])
+def test_render_hands_the_facts_an_upright_small_copy_of_the_whole_picture(orientation: int) -> None:
+    from chalicelib.presets import CLASSIC, WEB
+    from tests.imagetools import render_all
+
+    source = CORPUS / f"orient_landscape_{orientation}.jpg"
+    data = source.read_bytes() if source.exists() else fixture_bytes(f"orient_landscape_{orientation}.jpg")
+    upright = compute_facts(Image.open(io.BytesIO(fixture_bytes("orient_landscape_1.jpg"))).convert("RGB"))
+    for profile in (WEB, CLASSIC):
+        preview = render_all(data, profile).preview
+        assert preview is not None and preview.size[0] > preview.size[1]  # landscape: upright
+        assert min(preview.size) >= 64 and max(preview.size) <= 320  # the thumbnail's scaled copy, not a big one
+        assert hamming(compute_facts(preview).phash, upright.phash) <= 4
+
+
+def test_render_preview_exists_when_no_preset_is_made() -> None:
+    from chalicelib.presets import Preset, Profile
+    from tests.imagetools import render_all
+
+    only_wide = Profile("wide", (Preset("w4000", "JPEG", width=4000),))
+    result = render_all(fixture_bytes("orient_landscape_6.jpg"), only_wide)
+    assert result.renditions == () and result.preview is not None and result.preview.size[0] > result.preview.size[1]
