@@ -15,11 +15,6 @@ from PIL import Image
 SIZE = 32  # side of the grey copy
 LOW = 8  # side of the block of low frequencies kept: 64 bits
 BITS = LOW * LOW
-# Measured by bench/facts.py on the corpus (test_facts checks it): a photo and its variants
-# (JPEG q50-q90, downscaled to 25-75%, 5% cropped) are at most 12 bits apart, two different
-# photos at least 22. 14 sits 2 bits over the worst variant (a median-split hash moves in
-# steps of 2: half its bits are always set) and 8 under the nearest different pair.
-DUPLICATE_MAX_DISTANCE = 14
 _COS = [[math.cos(math.pi * k * (2 * n + 1) / (2 * SIZE)) for n in range(SIZE)] for k in range(LOW)]
 
 

@@ -104,3 +104,23 @@ def test_band_keys_can_never_be_image_ids() -> None:
     keys = band_keys(BASE, D)
     assert len(keys) == D + 1 and all(k.startswith(PREFIX) and len(k) != 32 for k in keys)
     assert Entry.parse(FIRST.member) == FIRST and Entry.parse("junk") is None
+
+
+SETTINGS_ENV = {"UPLOAD_BUCKET": "up", "PROCESSED_BUCKET": "out", "CATALOG_TABLE": "t", "EVENTS_TOPIC": "ev"}
+
+
+def test_duplicate_settings_default_to_flag_at_the_measured_distance() -> None:
+    from chalicelib.settings import DEFAULT_DUPLICATE_MAX_DISTANCE, Settings
+
+    settings = Settings.from_env(SETTINGS_ENV)
+    assert (settings.duplicates, settings.duplicate_max_distance) == ("flag", DEFAULT_DUPLICATE_MAX_DISTANCE)
+    strict = Settings.from_env(SETTINGS_ENV | {"DUPLICATES": "reject", "DUPLICATE_MAX_DISTANCE": "6"})
+    assert (strict.duplicates, strict.duplicate_max_distance) == ("reject", 6)
+
+
+@pytest.mark.parametrize(("name", "value"), [("DUPLICATES", "delete"), ("DUPLICATE_MAX_DISTANCE", "-1"), ("DUPLICATE_MAX_DISTANCE", "40")])
+def test_bad_duplicate_settings_name_the_variable(name: str, value: str) -> None:
+    from chalicelib.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env(SETTINGS_ENV | {name: value})

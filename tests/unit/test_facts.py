@@ -16,7 +16,8 @@ from PIL import Image, ImageDraw
 from chalicelib.facts import bands, compute_facts, hamming, phash
 from chalicelib.facts import blurhash as ours
 from chalicelib.facts.colour import dominant_color, lqip
-from chalicelib.facts.phash import DUPLICATE_MAX_DISTANCE, band_widths
+from chalicelib.facts.phash import band_widths
+from chalicelib.settings import DEFAULT_DUPLICATE_MAX_DISTANCE as DUPLICATE_MAX_DISTANCE
 from tests.conftest import CORPUS, fixture_bytes
 
 
