@@ -26,7 +26,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from chalicelib.facts import compute_facts, hamming, phash
+from chalicelib.duplicates import hamming
+from chalicelib.facts import compute_facts, phash
 from chalicelib.imaging import codec, render
 from chalicelib.presets import WEB
 

@@ -7,6 +7,12 @@ image was first catalogued (the earliest wins), its hash and its id. A lookup is
 BatchGetItem of `DUPLICATE_MAX_DISTANCE + 1` keys; candidates are confirmed by the full
 Hamming distance. Band items have no `listing` or `status`, so the listing's sparse indexes
 never see them, and a Scan never happens.
+
+Scale: at the default distance (14: 15 bands of 4-5 bits) each band item lists about 1/16 of
+the library at ~80 bytes a member, so DynamoDB's 400 KB item limit comes near 80,000 images.
+Beyond that, a write to a full band fails (logged by the caller; the image is still processed
+and found through its other bands); a larger library needs fewer, longer bands probed with
+their near neighbours (multi-index hashing), or a smaller distance.
 """
 
 from __future__ import annotations
@@ -18,10 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib.facts import bands, hamming
-
 log = logging.getLogger(__name__)
 
+BITS = 64  # a pHash: 16 hex digits
 PREFIX = "phash#"
 MEMBERS = "members"  # the string-set attribute of a band item
 MAX_SIMILAR = 20  # GET /images/{id}/similar lists at most this many
@@ -51,6 +56,31 @@ class Entry:
 class Match:
     entry: Entry
     distance: int
+
+
+def hamming(a: str, b: str) -> int:
+    """Number of differing bits between two hex hashes."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def band_widths(max_distance: int, bits: int = BITS) -> list[int]:
+    """Widths of the `max_distance + 1` bands the hash is cut into (as equal as possible)."""
+    count = max(1, min(bits, max_distance + 1))
+    return [bits // count + (1 if i < bits % count else 0) for i in range(count)]
+
+
+def bands(hash_hex: str, max_distance: int) -> list[str]:
+    """The hash's band values, each tagged with the layout and its position ("d8.3.5a").
+
+    Pigeonhole: two hashes within `max_distance` bits differ in at most `max_distance` of
+    the `max_distance + 1` bands, so they share at least one band value exactly. The layout
+    tag keeps the keys of a different DUPLICATE_MAX_DISTANCE apart.
+    """
+    value, shift, out = int(hash_hex, 16), BITS, []
+    for index, width in enumerate(band_widths(max_distance)):
+        shift -= width
+        out.append(f"d{max_distance}.{index}.{(value >> shift) & ((1 << width) - 1):x}")
+    return out
 
 
 def band_keys(phash: str, max_distance: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""Perceptual hash (DCT pHash), Hamming distance and the band split the duplicate index uses.
+"""Perceptual hash (DCT pHash); its distance and bands are in chalicelib/duplicates.py.
 
 pHash: the image in grey at 32x32, the 8x8 lowest frequencies of its 2-D DCT-II, one bit per
 coefficient: above their median or not (the hash `imagehash.phash` computes). Only the 64
@@ -32,28 +32,3 @@ def phash(image: Image.Image) -> str:
     for coefficient in coefficients:
         value = (value << 1) | (coefficient > threshold)
     return f"{value:016x}"
-
-
-def hamming(a: str, b: str) -> int:
-    """Number of differing bits between two hex hashes."""
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
-def band_widths(max_distance: int, bits: int = BITS) -> list[int]:
-    """Widths of the `max_distance + 1` bands the hash is cut into (as equal as possible)."""
-    count = max(1, min(bits, max_distance + 1))
-    return [bits // count + (1 if i < bits % count else 0) for i in range(count)]
-
-
-def bands(hash_hex: str, max_distance: int) -> list[str]:
-    """The hash's band values, each tagged with the layout and its position ("d8.3.5a").
-
-    Pigeonhole: two hashes within `max_distance` bits differ in at most `max_distance` of
-    the `max_distance + 1` bands, so they share at least one band value exactly. The layout
-    tag keeps the keys of a different DUPLICATE_MAX_DISTANCE apart.
-    """
-    value, shift, out = int(hash_hex, 16), BITS, []
-    for index, width in enumerate(band_widths(max_distance)):
-        shift -= width
-        out.append(f"d{max_distance}.{index}.{(value >> shift) & ((1 << width) - 1):x}")
-    return out

@@ -3,9 +3,9 @@
 The approach of smartcrop.js and libvips' `attention` crop, kept small: on a copy at most
 WORK_SIDE px a side, each pixel scores edge detail (a Laplacian), saturation and skin-tone
 likelihood (the YCbCr skin box); the scores are averaged into one profile along the axis the
-window can slide on (a box resize does it in C), and the window with the highest sum wins.
-Near-ties go to the window nearest the centre, so a centred subject and a flat image stay
-centred. A few milliseconds on a thumbnail-sized image; pure Pillow.
+window can slide on (a box resize does it in C), and the window with the highest sum wins, the centre
+favoured a little. Near-ties go to the window nearest the centre, so a centred subject and a
+flat image stay centred. A few milliseconds on a thumbnail-sized image; pure Pillow.
 """
 
 from __future__ import annotations

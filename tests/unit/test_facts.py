@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from chalicelib.facts import bands, compute_facts, hamming, phash
+from chalicelib.duplicates import band_widths, bands, hamming
 from chalicelib.facts import blurhash as ours
+from chalicelib.facts import compute_facts, phash
 from chalicelib.facts.colour import dominant_color, lqip
-from chalicelib.facts.phash import band_widths
 from chalicelib.settings import DEFAULT_DUPLICATE_MAX_DISTANCE as DUPLICATE_MAX_DISTANCE
 from tests.conftest import CORPUS, fixture_bytes
 
