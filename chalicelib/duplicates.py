@@ -123,25 +123,23 @@ class DynamoBandIndex:
         self.table = table
 
     def band_members(self, keys: Sequence[str]) -> set[str]:
-        members: set[str] = set()
-        request: dict[str, Any] = {
-            self.table: {
-                "Keys": [{"image_id": {"S": key}} for key in dict.fromkeys(keys)],
-                "ProjectionExpression": "#m",
-                "ExpressionAttributeNames": {"#m": MEMBERS},
-                "ConsistentRead": True,
-            }
-        }
+        items = self.batch_get([{"image_id": {"S": key}} for key in dict.fromkeys(keys)], projection=MEMBERS)
+        return {member for item in items for member in item.get(MEMBERS, {}).get("SS", [])}
+
+    def batch_get(self, keys: list[dict[str, Any]], projection: str | None = None) -> list[dict[str, Any]]:
+        """Items of up to 100 keys in one BatchGetItem (plus a retry of any it left unprocessed)."""
+        found: list[dict[str, Any]] = []
+        request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+        if projection:
+            request[self.table] |= {"ProjectionExpression": "#p", "ExpressionAttributeNames": {"#p": projection}}
         for _ in range(_BATCH_ROUNDS):
             response = self._db.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(self.table, []):
-                members.update(item.get(MEMBERS, {}).get("SS", []))
+            found.extend(response.get("Responses", {}).get(self.table, []))
             request = response.get("UnprocessedKeys") or {}
             if not request:
-                break
-        else:
-            log.warning("duplicate index: %d band items left unread after %d rounds", len(request[self.table]["Keys"]), _BATCH_ROUNDS)
-        return members
+                return found
+        log.warning("%d items left unread after %d BatchGetItem rounds", len(request[self.table]["Keys"]), _BATCH_ROUNDS)
+        return found
 
     def _update(self, action: str, keys: Sequence[str], member: str) -> None:
         def one(key: str) -> None:
