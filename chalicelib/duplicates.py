@@ -184,6 +184,38 @@ class MemoryBandIndex:
                     del self.bands[key]  # DynamoDB drops an emptied set too
 
 
+class Indexed(Protocol):
+    """What the index needs of a catalog record (chalicelib.records.ImageRecord)."""
+
+    @property
+    def image_id(self) -> str: ...
+    @property
+    def phash(self) -> str | None: ...
+    @property
+    def created_at(self) -> str | None: ...
+    @property
+    def status(self) -> str | None: ...
+
+
+def entry_of(record: Indexed | None) -> Entry | None:
+    """A record's place in the index: processed images with a hash only."""
+    if record is None or record.status != "processed" or not record.phash or not record.created_at:
+        return None
+    return Entry(record.image_id, record.phash, record.created_at)
+
+
+def reindex(index: BandIndex, before: Indexed | None, after: Indexed | None, max_distance: int) -> None:
+    """Keep the index in step with a record that changed from `before` to `after` (either may
+    be None: new, or deleted): the old entry out, the new one in, nothing when they agree."""
+    old, new = entry_of(before), entry_of(after)
+    if old == new:
+        return
+    if old is not None:
+        unregister(index, old, max_distance)
+    if new is not None:
+        register(index, new, max_distance)
+
+
 def lookup(index: BandIndex, entry: Entry, max_distance: int) -> list[Match]:
     """Near-duplicates of `entry` from one read of its band items."""
     return matches(entry, index.band_members(band_keys(entry.phash, max_distance)), max_distance)

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.duplicates import PREFIX, DynamoBandIndex, Entry, MemoryBandIndex, band_keys, lookup, original_of, register, unregister
+from chalicelib.duplicates import (
+    PREFIX,
+    DynamoBandIndex,
+    Entry,
+    MemoryBandIndex,
+    band_keys,
+    lookup,
+    original_of,
+    register,
+    reindex,
+    unregister,
+)
 from tests.conftest import create_catalog_table
 
 D = 14
@@ -124,3 +136,24 @@ def test_bad_duplicate_settings_name_the_variable(name: str, value: str) -> None
 
     with pytest.raises(SettingsError, match=name):
         Settings.from_env(SETTINGS_ENV | {name: value})
+
+
+@dataclass(frozen=True)
+class Rec:
+    image_id: str
+    phash: str | None
+    created_at: str | None
+    status: str | None = "processed"
+
+
+def test_reindex_follows_a_record_through_its_life(index: Any) -> None:
+    register(index, FIRST, D)
+    first = Rec(NEAR.image_id, NEAR.phash, NEAR.since)
+    reindex(index, None, first, D)  # processed
+    assert [m.entry.image_id for m in lookup(index, FIRST, D)] == [NEAR.image_id]
+    moved = Rec(NEAR.image_id, FAR.phash, NEAR.since)
+    reindex(index, first, moved, D)  # reprocessed into another picture: the old entry goes
+    assert lookup(index, FIRST, D) == []
+    reindex(index, moved, Rec(NEAR.image_id, FAR.phash, NEAR.since, "rejected"), D)  # rejected now: out
+    assert lookup(index, Entry("e" * 32, FAR.phash, "2027"), D) == []
+    reindex(index, None, Rec("f" * 32, None, "2026"), D)  # no hash (an old record): nothing to index
