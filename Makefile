@@ -21,9 +21,16 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.12+ not found. Install 3.13 (pyenv install 3.13.0) or run make PYTHON=/path/to/python3.13" >&2; exit 1; fi
 	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || { echo "error: PYTHON=$(PYTHON) is not Python 3.12 or newer (Lambda's Pillow 13 wheels need python3.12+). Install 3.13 (pyenv install 3.13.0) or point PYTHON at it" >&2; exit 1; }
 	@if [ -x $(BIN)/python ] && ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then rm -rf $(VENV); fi
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@[ -x $(BIN)/python ] || { echo "venv: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "venv: installing the pinned dependencies into $(VENV): about 90 packages, ~650 MB (Chalice, moto, Pillow,"
+	@echo "      boto3, pytest, mypy, ruff, schemathesis, Playwright). The first time takes a few minutes (about 4 on a"
+	@echo "      loaded 2-core machine with an empty pip cache): pip names each package as it fetches it."
+	@# pip's own lines, one per package (pip's errors and warnings go to stderr, unfiltered).
+	@set -o pipefail; $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt -c constraints.txt \
+	  | awk '/^Collecting / { print "  fetching  " $$2; fflush() } \
+	         /^Installing collected packages/ { print "  installing them (no output until done)"; fflush() }'
 	@touch $@
+	@echo "venv: $(VENV) is ready"
 
 venv: $(BIN)/.installed ## Create .venv with Python 3.12+ and the pinned dependencies
 
@@ -35,7 +42,7 @@ constraints: ## Re-pin constraints.txt from a throwaway venv after editing requi
 	@mv constraints.txt.new constraints.txt && rm -rf .venv-pins && echo "constraints.txt updated"
 
 run: venv ## Run the whole pipeline locally: ./inbox -> emulated AWS -> ./outbox (Ctrl-C stops)
-	$(BIN)/python -m chalicelib.local run
+	$(BIN)/python -m devstack run
 
 MEASURE_ARGS ?=
 measure-local: venv ## Time `make run` on ../shared/corpus: 12 MP latency median, images/min for 20 (MEASURE_ARGS="--runs 7 --batch 20")
@@ -58,18 +65,18 @@ bench: $(BIN)/.bench-installed ## Time ours vs the older scripts and libvips on 
 check: lint typecheck ## ruff and mypy
 
 lint: venv
-	$(BIN)/ruff check app.py chalicelib tests bench tools deploy
-	$(BIN)/ruff format --check app.py chalicelib tests bench tools deploy
+	$(BIN)/ruff check app.py chalicelib devstack tests bench tools deploy
+	$(BIN)/ruff format --check app.py chalicelib devstack tests bench tools deploy
 
 typecheck: venv
-	$(BIN)/mypy app.py chalicelib bench tools deploy
+	$(BIN)/mypy app.py chalicelib devstack bench tools deploy
 
 openapi: venv ## Regenerate openapi.json from the routes (a test checks it is current)
 	$(BIN)/python -m tools.openapi > openapi.json.tmp && mv openapi.json.tmp openapi.json
 
 REPROCESS_ARGS ?=
 reprocess: venv ## Re-render sources made with older presets (STAGE=dev; REPROCESS_ARGS="--direct --batch-size 50 --restart")
-	$(BIN)/python -m chalicelib.reprocess --stage $(STAGE) $(REPROCESS_ARGS)
+	$(BIN)/python -m tools.reprocess --stage $(STAGE) $(REPROCESS_ARGS)
 
 clean: ## Remove the virtual environments and caches (not build/: it holds Terraform state)
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache

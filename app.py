@@ -6,10 +6,12 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from chalice.app import Chalice, IAMAuthorizer, Request, Response, S3Event, SNSEvent, SQSEvent
+from chalice.app import Chalice, IAMAuthorizer, Request, Response, SQSEvent
 
-from chalicelib import api, events, service, wiring
+from chalicelib import alerts, api, events, processing, removal, wiring
 from chalicelib import reprocess as reprocessing
+from chalicelib.adapters import Adapters
+from chalicelib.gallery import gallery_reply
 from chalicelib.presets import load_profile
 from chalicelib.settings import Settings
 
@@ -26,7 +28,7 @@ WRITE_AUTH = _AUTH[settings.write_auth]
 
 
 @cache
-def pipeline() -> service.Pipeline:
+def pipeline() -> Adapters:
     """Adapters are built on first use and reused by every warm invocation."""
     return wiring.aws_pipeline(settings, profile)
 
@@ -63,7 +65,7 @@ def uniform_errors(event: Request, get_response: Callable[[Request], Response]) 
 @app.route("/", methods=["GET"])
 def gallery() -> Response:
     """The gallery page (HTML): thumbnails, upload with progress, rendition details."""
-    return _answer(lambda: api.gallery(api_context()))
+    return _answer(lambda: gallery_reply(api_context()))
 
 
 @app.route("/images", methods=["GET"])
@@ -96,30 +98,56 @@ def health() -> Response:
     return _answer(lambda: api.health(api_context()))
 
 
-@app.on_s3_event(bucket=settings.upload_bucket, prefix=settings.upload_prefix, events=["s3:ObjectCreated:*"])
-def process_upload(event: S3Event) -> None:
-    for upload in service.uploads_from_event(event.to_dict()):
-        service.process_upload(pipeline(), upload)
+RawHandler = Callable[[Any], None]
 
 
-@app.on_s3_event(bucket=settings.upload_bucket, prefix=settings.upload_prefix, events=["s3:ObjectRemoved:*"])
-def remove_renditions(event: S3Event) -> None:
-    for removal in service.uploads_from_event(event.to_dict()):
-        service.remove_source(pipeline(), removal)
+def raw_event(register: Callable[[RawHandler], object]) -> Callable[[RawHandler], Callable[[Any, Any], None]]:
+    """Register `handler` with a Chalice trigger decorator (so `chalice package` deploys it under
+    its name, with its trigger), but run it on the event dict exactly as Lambda delivers it.
+
+    Chalice builds its S3Event/SNSEvent from `Records[0]` before a handler runs and raises on
+    an event without records, an `s3:TestEvent`, a record without a key or an SNS record without
+    `Subject` (aws/chalice#1801): a bare traceback and Lambda retrying a hopeless event.
+    chalicelib/events.py reads the raw dict instead and reports such records. Lambda calls the
+    module attribute `app.<name>` (the handler string Chalice writes) and Chalice's own invokers
+    (chalice.test, the local stack's relay) `app.handler_map[name]`: both get the entry below
+    (a test checks it). Chalice's event middleware does not run for these; the app has none.
+    """
+
+    def wrap(handler: RawHandler) -> Callable[[Any, Any], None]:
+        register(handler)
+
+        def entry(event: Any, context: Any) -> None:
+            handler(event)
+
+        entry.__name__ = entry.__qualname__ = handler.__name__
+        entry.__doc__ = handler.__doc__
+        app.handler_map[handler.__name__] = entry
+        return entry
+
+    return wrap
+
+
+@raw_event(app.on_s3_event(bucket=settings.upload_bucket, prefix=settings.upload_prefix, events=["s3:ObjectCreated:*"]))
+def process_upload(event: Any) -> None:
+    for upload in events.uploads(event):
+        processing.handle_upload(pipeline(), upload)
+
+
+@raw_event(app.on_s3_event(bucket=settings.upload_bucket, prefix=settings.upload_prefix, events=["s3:ObjectRemoved:*"]))
+def remove_renditions(event: Any) -> None:
+    for gone in events.uploads(event):
+        removal.remove_source(pipeline(), gone)
 
 
 # batch_size 5: a redelivered batch skips what is already done (see reprocess.handle_messages).
+# SQSEvent parses nothing up front: Chalice's own class is enough.
 @app.on_sqs_message(queue=settings.reprocess_queue, batch_size=5)
 def reprocess(event: SQSEvent) -> None:
-    reprocessing.handle_messages(pipeline(), service.sqs_bodies(event.to_dict()))
+    reprocessing.handle_messages(pipeline(), events.sqs_bodies(event.to_dict()))
 
 
-@app.on_sns_message(topic=settings.events_topic)
-def notify(event: SNSEvent) -> None:
-    for message, subject in service.sns_messages(event.to_dict()):
-        service.notify_people(pipeline(), message, subject)
-
-
-# Chalice parses Records[0] before a handler runs; a malformed event must reach the handlers
-# above, which report it (see chalicelib/events.py).
-events.parse_in_handler(process_upload, remove_renditions, notify)
+@raw_event(app.on_sns_message(topic=settings.events_topic))
+def notify(event: Any) -> None:
+    for message, subject in events.sns_messages(event):
+        alerts.notify_people(pipeline(), message, subject)

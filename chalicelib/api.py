@@ -10,29 +10,26 @@ traceback (unless API_DEBUG is on, which the settings allow only against the loc
 from __future__ import annotations
 
 import binascii
-import hashlib
-import html
 import json
 import logging
 import re
 import traceback
 import unicodedata
 import uuid
-from base64 import b64encode, urlsafe_b64decode, urlsafe_b64encode
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib.catalog import Catalog, Record, index_for
+from chalicelib.catalog import Catalog, index_for
 from chalicelib.keys import image_id_for
 from chalicelib.links import Links
 from chalicelib.models import Status
 from chalicelib.presets import Profile
 from chalicelib.probe import Probe
+from chalicelib.records import ImageRecord
 from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStore
 
@@ -47,7 +44,7 @@ _IMAGE_ID = re.compile(r"[0-9a-f]{32}")  # used with fullmatch: `$` would accept
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,512}")  # urlsafe base64 without padding
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})?", re.ASCII)
 LISTABLE_STATUSES = (Status.PROCESSED.value, Status.REJECTED.value, Status.FAILED.value, Status.DELETED.value)
-# Tombstones of sources their owner deleted (see service.remove_source) are listed only on request.
+# Tombstones of sources their owner deleted (see removal.remove_source) are listed only on request.
 HIDDEN_BY_DEFAULT = (Status.DELETED.value,)
 # What the processor can decode (it identifies files by content; this only gates the form).
 UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp", "image/avif")
@@ -211,7 +208,7 @@ def get_image(api: Api, image_id: str) -> Reply:
     return json_reply(detail_view(api, record))
 
 
-def _existing(api: Api, image_id: str) -> Record:
+def _existing(api: Api, image_id: str) -> ImageRecord:
     if not _IMAGE_ID.fullmatch(image_id):
         raise bad_request("image_id", "image_id is 32 lowercase hexadecimal characters (see POST /uploads)")
     record = api.catalog.get(image_id)
@@ -228,18 +225,20 @@ def rendition_url(api: Api, key: str) -> str:
     return api.links.download_url(api.settings.processed_bucket, key, expires=api.settings.presign_expiry)
 
 
-def detail_view(api: Api, record: Record) -> dict[str, Any]:
-    renditions = [{**r, "url": rendition_url(api, r["key"])} for r in record.get("renditions") or []]
-    return {**record, "renditions": renditions, "srcset": srcsets(api.profile, renditions)}
+def detail_view(api: Api, record: ImageRecord) -> dict[str, Any]:
+    view = record.public_view()
+    renditions = [{**r, "url": rendition_url(api, r["key"])} for r in view.get("renditions") or []]
+    return {**view, "renditions": renditions, "srcset": srcsets(api.profile, renditions)}
 
 
-def summary_view(api: Api, record: Record) -> dict[str, Any]:
+def summary_view(api: Api, record: ImageRecord) -> dict[str, Any]:
     """A listing item: the record plus a `thumbnail_url` (the smallest rendition's URL)."""
-    renditions = record.get("renditions") or []
+    view = record.public_view()
+    renditions = view.get("renditions") or []
     thumb = next((r for r in renditions if r.get("preset") == "thumbnail"), None)
     if thumb is None and renditions:
         thumb = min(renditions, key=lambda r: (r.get("width") or 0) * (r.get("height") or 0))
-    return {**record, "thumbnail_url": rendition_url(api, thumb["key"]) if thumb else None}
+    return {**view, "thumbnail_url": rendition_url(api, thumb["key"]) if thumb else None}
 
 
 def srcsets(profile: Profile, renditions: list[dict[str, Any]]) -> dict[str, str]:
@@ -353,17 +352,17 @@ def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None) -> Re
     with_source = _flag((query or {}).get("source"), "source")
     record = _existing(api, image_id)
     settings = api.settings
-    keys = [r["key"] for r in record.get("renditions") or []]
+    keys = [r.key for r in record.renditions or ()]
     # Renditions first: if anything fails after this the record still lists them and a retry
     # finishes the job; the reverse order could orphan objects nobody knows about.
     if keys:
         api.store.delete(settings.processed_bucket, keys)
-    if not api.catalog.delete_version(image_id, str(record.get("updated_at", ""))):
+    if not api.catalog.delete_version(image_id, record.updated_at or ""):
         raise ApiError(409, "conflict", "the image was reprocessed while it was being deleted; fetch it again and retry")
     source_deleted = False
-    source_key = str(record.get("source_key", ""))
+    source_key = record.source_key or ""
     if with_source and source_key.startswith(settings.upload_prefix):
-        api.store.delete(record.get("source_bucket") or settings.upload_bucket, [source_key])
+        api.store.delete(record.source_bucket or settings.upload_bucket, [source_key])
         source_deleted = True
     return json_reply({"image_id": image_id, "deleted": {"record": True, "renditions": len(keys), "source": source_deleted}})
 
@@ -398,56 +397,3 @@ def health(api: Api) -> Reply:
         "checks": {name: {"ok": error is None, **({"error": error} if error else {})} for name, error in checks.items()},
     }
     return Reply(200 if ok else 503, body)
-
-
-# --- GET / -------------------------------------------------------------------------------
-
-
-@cache
-def gallery_page() -> str:
-    """The gallery: one self-contained HTML file shipped inside chalicelib (so it is packaged)."""
-    return resources.files("chalicelib").joinpath("gallery.html").read_text(encoding="utf-8")
-
-
-def gallery_html(settings: Settings) -> str:
-    """The page with what it needs to know of this API: the upload limit (to refuse a
-    too-large file before asking for a form), whether writes need an API key, and the upload
-    prefix (left out of the folder a tile shows)."""
-    values = {
-        "max-upload-bytes": str(settings.max_source_bytes),
-        "write-auth": settings.write_auth,
-        "upload-prefix": settings.upload_prefix,
-    }
-    page = gallery_page()
-    for name, value in values.items():
-        tag = f'<meta name="{name}" content="{html.escape(value)}">'
-        page = re.sub(f'<meta name="{name}" content="[^"]*">', lambda _, tag=tag: tag, page, count=1)  # type: ignore[misc]
-    return page
-
-
-def gallery(api: Api) -> Reply:
-    page = gallery_html(api.settings)
-    headers = {
-        "Content-Type": "text/html; charset=utf-8",
-        "Cache-Control": "no-cache",
-        "Content-Security-Policy": gallery_csp(page),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    }
-    return Reply(200, page, headers)
-
-
-@cache
-def gallery_csp(page: str) -> str:
-    """Only the page's own inline script and style run (pinned by hash); images and the upload
-    POST go to the bucket/CDN origins, which are not known in advance (presigned hosts)."""
-
-    def hashes(tag: str) -> str:
-        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.S)
-        return " ".join(f"'sha256-{b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
-
-    return (
-        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
-        "img-src 'self' https: http: data: blob:; connect-src 'self' https: http:; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    )

@@ -9,13 +9,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
-from functools import cache
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-Record = dict[str, Any]
+from chalicelib.records import ImageRecord, from_item, to_item
 
 _CONDITION = "attribute_not_exists(image_id) OR attribute_not_exists(sequencer) OR sequencer <= :sequencer"
 LISTING = "images"  # the constant partition of GSI `by_updated` (every record carries it)
@@ -27,7 +25,7 @@ class Page:
     """One page of a listing, newest first. `last` is the index key of the last item when
     more items follow (pass it back as `after`), else None."""
 
-    items: list[Record]
+    items: list[ImageRecord]
     last: dict[str, str] | None
 
 
@@ -36,10 +34,10 @@ def index_for(status: str | None) -> tuple[str, str, str]:
     return ("by_status", "status", status) if status else ("by_updated", "listing", LISTING)
 
 
-def index_key(record: Mapping[str, Any], status: str | None) -> dict[str, str]:
+def index_key(record: ImageRecord, status: str | None) -> dict[str, str]:
     """The key DynamoDB needs to resume a Query on the listing's index after `record`."""
     _, attribute, value = index_for(status)
-    return {"image_id": str(record["image_id"]), attribute: value, "updated_at": str(record["updated_at"])}
+    return {"image_id": record.image_id, attribute: value, "updated_at": str(record.updated_at)}
 
 
 def sequencer_order(sequencer: str | None) -> str | None:
@@ -50,8 +48,8 @@ def sequencer_order(sequencer: str | None) -> str | None:
 
 
 class Catalog(Protocol):
-    def get(self, image_id: str) -> Record | None: ...
-    def put(self, record: Record) -> bool:
+    def get(self, image_id: str) -> ImageRecord | None: ...
+    def put(self, record: ImageRecord) -> bool:
         """Store `record`; False (and nothing written) if a newer event already wrote it."""
         ...
 
@@ -70,17 +68,16 @@ class DynamoCatalog:
         self._db = dynamodb
         self.table = table
 
-    def get(self, image_id: str) -> Record | None:
+    def get(self, image_id: str) -> ImageRecord | None:
         response = self._db.get_item(TableName=self.table, Key={"image_id": {"S": image_id}}, ConsistentRead=True)
         item = response.get("Item")
         return from_item(item) if item else None
 
-    def put(self, record: Record) -> bool:
-        item = to_item(record)
-        kwargs: dict[str, Any] = {"TableName": self.table, "Item": item}
-        if record.get("sequencer"):
+    def put(self, record: ImageRecord) -> bool:
+        kwargs: dict[str, Any] = {"TableName": self.table, "Item": to_item(record)}
+        if record.sequencer:
             kwargs["ConditionExpression"] = _CONDITION
-            kwargs["ExpressionAttributeValues"] = {":sequencer": {"S": record["sequencer"]}}
+            kwargs["ExpressionAttributeValues"] = {":sequencer": {"S": record.sequencer}}
         try:
             self._db.put_item(**kwargs)
         except ClientError as exc:
@@ -108,7 +105,7 @@ class DynamoCatalog:
         # (next = null) instead of handing out a cursor that leads to an empty page. Excluded
         # statuses are filtered server-side, which can shorten a round: hence the loop.
         index, attribute, value = index_for(status)
-        items: list[Record] = []
+        items: list[ImageRecord] = []
         start = {k: {"S": v} for k, v in after.items()} if after else None
         for _ in range(_MAX_QUERY_ROUNDS):
             kwargs: dict[str, Any] = {
@@ -139,20 +136,22 @@ class DynamoCatalog:
 
 
 class MemoryCatalog:
+    """`items` holds each record's stored form (ImageRecord.to_dict), as DynamoDB would return it."""
+
     def __init__(self) -> None:
-        self.items: dict[str, Record] = {}
+        self.items: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, image_id: str) -> Record | None:
+    def get(self, image_id: str) -> ImageRecord | None:
         item = self.items.get(image_id)
-        return from_item(to_item(item)) if item else None
+        return ImageRecord.from_dict(item) if item else None
 
-    def put(self, record: Record) -> bool:
+    def put(self, record: ImageRecord) -> bool:
         with self._lock:
-            current = self.items.get(record["image_id"])
-            if current and current.get("sequencer") and record.get("sequencer") and current["sequencer"] > record["sequencer"]:
+            current = self.items.get(record.image_id)
+            if current and current.get("sequencer") and record.sequencer and current["sequencer"] > record.sequencer:
                 return False
-            self.items[record["image_id"]] = from_item(to_item(record))
+            self.items[record.image_id] = from_item(to_item(record)).to_dict()  # a deep copy, typed as DynamoDB types it
             return True
 
     def delete_version(self, image_id: str, updated_at: str) -> bool:
@@ -173,45 +172,5 @@ class MemoryCatalog:
         if after:
             mark = (after["updated_at"], after["image_id"])
             matching = [r for r in matching if (r["updated_at"], r["image_id"]) < mark]
-        page = [from_item(to_item(r)) for r in matching[:limit]]
+        page = [ImageRecord.from_dict(r) for r in matching[:limit]]
         return Page(page, index_key(page[-1], status) if len(matching) > limit else None)
-
-
-@cache
-def _codec() -> tuple[Any, Any]:
-    # boto3's (de)serializer, imported on first use: `import boto3` costs ~200 ms, which a
-    # cold start that never touches the catalog (the notifier) should not pay.
-    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-    return TypeSerializer(), TypeDeserializer()
-
-
-def to_item(record: Mapping[str, Any]) -> dict[str, Any]:
-    """DynamoDB attribute map; None values are dropped (DynamoDB has no use for them)."""
-    serializer = _codec()[0]
-    return {k: serializer.serialize(_plain(v)) for k, v in record.items() if v is not None}
-
-
-def from_item(item: Mapping[str, Any]) -> Record:
-    deserializer = _codec()[1]
-    return {k: _native(deserializer.deserialize(v)) for k, v in item.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _native(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _native(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_native(v) for v in value]
-    return value

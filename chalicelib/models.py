@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 
 class Status(StrEnum):
@@ -107,25 +106,3 @@ class Rendition:
     @property
     def size(self) -> int:
         return len(self.data)
-
-
-@dataclass(frozen=True)
-class StoredRendition:
-    """A rendition as the catalog records it (no pixels)."""
-
-    preset: str
-    key: str
-    format: str
-    width: int
-    height: int
-    bytes: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "preset": self.preset,
-            "key": self.key,
-            "format": self.format,
-            "width": self.width,
-            "height": self.height,
-            "bytes": self.bytes,
-        }

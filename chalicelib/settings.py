@@ -103,7 +103,7 @@ class Settings:
     @classmethod
     def for_stage(cls, stage: str, config: Path = Path(".chalice/config.json")) -> Settings:
         """Settings of a Chalice stage (its `environment_variables`), the process environment
-        winning: how command-line tools such as `python -m chalicelib.reprocess` find the names."""
+        winning: how command-line tools such as `python -m tools.reprocess` find the names."""
         try:
             stages = json.loads(config.read_text())["stages"]
         except (OSError, ValueError, KeyError) as exc:
@@ -154,7 +154,7 @@ LOCAL_OVERRIDABLE = (
 
 @dataclass(frozen=True)
 class LocalSettings:
-    """Options of the local stack (`make run`, `python -m chalicelib.local`); Lambda never
+    """Options of the local stack (`make run`, `python -m devstack`); Lambda never
     reads these. Ports may be 0: the stack then picks free ones and prints them."""
 
     aws_port: int = 5000

@@ -130,11 +130,13 @@ class MemoryObjectStore:
         obj = self.buckets.get(bucket, {}).get(key)
         if obj is None:
             return None
-        return SourceObject(bucket, key, len(obj.data), hashlib.md5(obj.data).hexdigest(), str(obj.version), obj.content_type)  # noqa: S324 - an ETag, not security
+        return SourceObject(bucket, key, len(obj.data), _etag(obj.data), str(obj.version), obj.content_type)
 
     def get(self, source: SourceObject) -> bytes:
+        # Pinned like S3ObjectStore.get: to the version HEAD saw, else to its ETag.
         obj = self.buckets.get(source.bucket, {}).get(source.key)
-        if obj is None or (source.version_id and str(obj.version) != source.version_id):
+        pinned = source.version_id and source.version_id != "null"
+        if obj is None or (str(obj.version) != source.version_id if pinned else _etag(obj.data) != source.etag):
             raise SourceChanged(f"{source.key} was overwritten or deleted after HEAD")
         return obj.data
 
@@ -142,7 +144,9 @@ class MemoryObjectStore:
         self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str], cache_control: str = IMMUTABLE
     ) -> None:
         with self._lock:
-            self.buckets.setdefault(bucket, {})[key] = StoredObject(data, content_type, dict(metadata), cache_control)
+            objects = self.buckets.setdefault(bucket, {})
+            version = objects[key].version + 1 if key in objects else 1  # an overwrite is a new version, as in S3
+            objects[key] = StoredObject(data, content_type, dict(metadata), cache_control, version=version)
 
     def delete(self, bucket: str, keys: Iterable[str]) -> None:
         with self._lock:
@@ -164,3 +168,7 @@ class MemoryObjectStore:
         # S3 lists in UTF-8 byte order, which for str is code point order: sorted() matches.
         keys = [k for k in sorted(self.buckets.get(bucket, {})) if k.startswith(prefix) and (start_after is None or k > start_after)]
         return keys[:limit], len(keys) > limit
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()  # noqa: S324 - S3's ETag of a single-part upload, not security

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from chalicelib import api, aws, service
+from chalicelib import api, aws
+from chalicelib.adapters import Adapters
 from chalicelib.catalog import DynamoCatalog
 from chalicelib.links import S3Links
 from chalicelib.notify import SnsNotifier
@@ -15,8 +16,8 @@ from chalicelib.settings import Settings
 from chalicelib.storage import S3ObjectStore
 
 
-def aws_pipeline(settings: Settings, profile: Profile | None = None) -> service.Pipeline:
-    return service.Pipeline(
+def aws_pipeline(settings: Settings, profile: Profile | None = None) -> Adapters:
+    return Adapters(
         settings=settings,
         profile=profile or load_profile(settings.presets),
         store=S3ObjectStore(aws.client("s3", settings.region)),

@@ -102,7 +102,7 @@ def moto_stack() -> Iterator[dict[str, Any]]:
 
 
 def create_catalog_table(ddb: Any, name: str) -> None:
-    """The catalog table as README "Catalog records" describes it, with both listing indexes."""
+    """The catalog table as docs/catalog-and-events.md describes it, with both listing indexes."""
     ddb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],

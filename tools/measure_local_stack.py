@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO_12MP = "photo_12mp_xiaomi_mi9t_orient6.jpg"
 
-# The live log's formats (chalicelib/local/live.py): an image's line ends with the seconds
+# The live log's formats (devstack/live.py): an image's line ends with the seconds
 # from landing to its last rendition; the batch summary carries images per minute.
 _IMAGE_LINE = re.compile(r"^\[\s*\d+/\d+\]\s+(?P<status>\S+)\s+(?P<key>.+?)  .*  (?P<seconds>\d+\.\d+) s$")
 _BATCH_LINE = re.compile(r"^batch done: (?P<count>\d+) images? in (?P<seconds>[\d.]+) s .*?(?:, (?P<rate>[\d.]+) images/min)?$")
@@ -70,6 +70,27 @@ def parse_batch_line(line: str) -> BatchLine | None:
         return None
     rate = match["rate"]
     return BatchLine(int(match["count"]), float(match["seconds"]), float(rate) if rate else None)
+
+
+def images_per_minute(summary: BatchLine, images: list[ImageLine]) -> float:
+    """The batch's rate, checked against its own image lines: a batch lasts from its first
+    landing to its last finish, so never less than its slowest image (the live log once summed
+    up with the image reported last, which need not be the one that finished last)."""
+    slowest = max((image.seconds for image in images), default=0.0)
+    if summary.seconds + 0.06 < slowest:  # + the rounding of both lines
+        raise ValueError(f"the batch line says {summary.seconds:.1f} s, but one of its images took {slowest:.2f} s")
+    return summary.per_minute if summary.per_minute is not None else summary.count / max(summary.seconds, 1e-3) * 60
+
+
+def latency_split(latencies: list[float], handled: list[float]) -> str:
+    """The handler's own share of the latency, and the local stack's around it when the figures
+    allow it: the latency ends when the last rendition reaches the outbox, but the handler
+    returns after writing the catalog record and the event, so the two can overlap."""
+    line = f"  of which process_upload itself (its duration_ms): median {statistics.median(handled):.2f} s"
+    rest = [total - own for total, own in zip(latencies, handled, strict=True)]
+    if min(rest) < 0:
+        return line + " (it returns after its last rendition is in the outbox: record and event still to write)"
+    return line + f"; the local stack around it (upload, notification, relay, outbox mirror): median {statistics.median(rest):.2f} s"
 
 
 def handler_seconds(functions_log: Path) -> dict[str, float]:
@@ -135,7 +156,12 @@ class StackRun:
             self.lines.put(line.rstrip("\n"))
 
     def wait_for(self, pattern: str, timeout: float = 600) -> str:
+        return self.lines_until(pattern, timeout)[-1]
+
+    def lines_until(self, pattern: str, timeout: float = 600) -> list[str]:
+        """The console lines up to and including the first one matching `pattern`."""
         deadline = time.monotonic() + timeout
+        seen: list[str] = []
         while time.monotonic() < deadline:
             try:
                 line = self.lines.get(timeout=1)
@@ -143,8 +169,9 @@ class StackRun:
                 if self.process.poll() is not None:
                     break
                 continue
+            seen.append(line)
             if re.search(pattern, line):
-                return line
+                return seen
         raise SystemExit(f"no line matching {pattern!r} within {timeout:.0f} s (rerun with --echo to see the stack's output)")
 
     def stop(self, timeout: float = 120) -> None:
@@ -183,8 +210,10 @@ def measure(corpus: Path, runs: int, batch: int, concurrency: int, echo: bool) -
                 photo = photos[i % len(photos)]
                 shutil.copy(photo, staging / "batch" / f"{i:02d}-{photo.name}")
             (staging / "batch").rename(inbox / "batch")
-            summary_text = run.wait_for(rf"^batch done: {batch} image")
+            lines = run.lines_until(rf"^batch done: {batch} image")
+            summary_text = lines[-1]
             summary = parse_batch_line(summary_text)
+            images = [line for line in map(parse_image_line, lines) if line is not None and line.key.startswith("uploads/batch/")]
         finally:
             run.stop()
         handled = handler_seconds(Path(temp) / "local" / "logs" / "functions.log")
@@ -193,13 +222,15 @@ def measure(corpus: Path, runs: int, batch: int, concurrency: int, echo: bool) -
     print(f"12 MP photo ({PHOTO_12MP}), inbox -> last rendition in outbox: median {statistics.median(latencies):.2f} s over {runs} runs")
     print(f"  each: {', '.join(f'{t:.2f}' for t in latencies)} s")
     if len(rendering) == len(latencies):
-        rest = [total - own for total, own in zip(latencies, rendering, strict=True)]
-        print(
-            f"  of which process_upload itself (its duration_ms): median {statistics.median(rendering):.2f} s; "
-            f"the local stack around it (upload, notification, relay, outbox mirror): median {statistics.median(rest):.2f} s"
-        )
-    rate = f"{summary.per_minute:.1f} images/min" if summary and summary.per_minute else "(no rate)"
-    print(f"batch of {batch} photos ({', '.join(p.name for p in photos)}), LOCAL_CONCURRENCY={concurrency}: {rate}")
+        print(latency_split(latencies, rendering))
+    if summary is None:
+        raise SystemExit(f"cannot read the batch line: {summary_text!r}")
+    try:
+        rate = f"{images_per_minute(summary, images):.1f} images/min"
+    except ValueError as exc:
+        raise SystemExit(f"the live log's figures disagree: {exc}") from None
+    used = sorted({photos[i % len(photos)].name for i in range(batch)})
+    print(f"batch of {batch} photos (copies of {', '.join(used)}), LOCAL_CONCURRENCY={concurrency}: {rate}")
     print(f"  {summary_text}")
     print(f"load average (1 min): {load_before:.1f} before the batch, {os.getloadavg()[0]:.1f} after (other work slows every figure)")
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.live_api import live_api
+from tests.support.live_api import live_api
 
 MAX_EXAMPLES = 8
 ARTIFACTS = ROOT / "test-artifacts"

@@ -1,15 +1,15 @@
 """The gallery in a real browser: headless Chromium (Debian's `chromium`, driven by
-Playwright) against the local stack (`python -m chalicelib.local run`: moto's server, the
+Playwright) against the local stack (`python -m devstack run`: moto's server, the
 processor, `chalice local`). A person's path: open the page, see the seeded samples (the
 rejected one with its reason), pick a real photo, watch the progress bar, wait for its
 thumbnail, open the detail view and read every rendition. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,24 +19,9 @@ import requests
 
 from tests.conftest import CORPUS, FIXTURES, ROOT
 from tests.e2e.test_local_stack import Stack
+from tests.support.browser import ARTIFACTS, chromium
 
 pytestmark = pytest.mark.slow
-
-# CHROMIUM=/path/to/chrome to use another build (e.g. chromium-browser elsewhere).
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
-# Flags for a sandboxed CI container: no GPU, no first-run or background traffic (no network
-# beyond loopback in tests).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @dataclass(frozen=True)
@@ -51,17 +36,8 @@ def _photo() -> Path:
 
 
 @pytest.fixture
-def browser() -> Any:
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium; .ci/run does it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        # Debian's browser, not `playwright install`: no download, and it is what CI installs.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def browser() -> Iterator[Any]:
+    yield from chromium()
 
 
 @pytest.fixture

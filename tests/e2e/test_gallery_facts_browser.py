@@ -9,18 +9,18 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import blurhash as reference
 import pytest
 from PIL import Image
 
-from chalicelib.api import gallery_csp, gallery_html
 from chalicelib.facts import compute_facts
+from chalicelib.gallery import gallery_csp, gallery_html
 from chalicelib.settings import Settings
 from tests.conftest import fixture_bytes
-from tests.e2e.test_gallery_browser import ARTIFACTS, browser  # noqa: F401 - the fixture
+from tests.support.browser import ARTIFACTS, chromium
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +62,11 @@ RECORDS = {
 }
 
 
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    yield from chromium()
+
+
 def serve(settings: Settings, listing: list[dict[str, Any]]) -> Callable[[Any], None]:
     page = gallery_html(settings)
 
@@ -95,7 +100,7 @@ def open_gallery(chromium: Any, write_auth: str = "none", listing: list[dict[str
     return page, errors
 
 
-def test_tiles_show_placeholders_folders_and_near_duplicates(browser: Any) -> None:  # noqa: F811
+def test_tiles_show_placeholders_folders_and_near_duplicates(browser: Any) -> None:
     page, errors = open_gallery(browser)
     first = page.locator(f".tile[data-image-id='{FIRST}']")
     first.wait_for(timeout=10_000)
@@ -123,7 +128,7 @@ def test_tiles_show_placeholders_folders_and_near_duplicates(browser: Any) -> No
     assert errors == []
 
 
-def test_the_detail_view_has_an_address_that_survives_a_reload(browser: Any) -> None:  # noqa: F811
+def test_the_detail_view_has_an_address_that_survives_a_reload(browser: Any) -> None:
     page, errors = open_gallery(browser)
     tile = page.locator(f".tile[data-image-id='{COPY}']")
     tile.click()
@@ -157,14 +162,14 @@ def test_the_detail_view_has_an_address_that_survives_a_reload(browser: Any) -> 
 
 
 @pytest.mark.parametrize(("write_auth", "shown"), [("none", False), ("iam", False), ("api_key", True)])
-def test_the_api_key_box_shows_only_where_writes_need_a_key(browser: Any, write_auth: str, shown: bool) -> None:  # noqa: F811
+def test_the_api_key_box_shows_only_where_writes_need_a_key(browser: Any, write_auth: str, shown: bool) -> None:
     page, errors = open_gallery(browser, write_auth)
     page.locator(".tile").first.wait_for(timeout=10_000)
     assert page.locator("#apikey").is_visible() is shown
     assert errors == []
 
 
-def test_an_empty_gallery_leaves_no_blank_band_above_the_grid(browser: Any) -> None:  # noqa: F811
+def test_an_empty_gallery_leaves_no_blank_band_above_the_grid(browser: Any) -> None:
     page, errors = open_gallery(browser, listing=[])
     empty = page.locator("[data-testid=empty]")
     empty.wait_for(timeout=10_000)

@@ -1,4 +1,4 @@
-"""`python -m chalicelib.local run` (what `make run` starts) end to end, as a user meets it:
+"""`python -m devstack run` (what `make run` starts) end to end, as a user meets it:
 real moto server over HTTP, real photos dropped into an inbox folder, renditions read from
 the outbox folder, the catalog and the alerts topic read through the emulator's API."""
 
@@ -47,7 +47,7 @@ class Stack:
         }
         env.pop("AWS_ENDPOINT_URL", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "chalicelib.local", "run"],
+            [sys.executable, "-m", "devstack", "run"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -128,7 +128,8 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
         urls = dict(re.findall(r"(api|aws)=(\S+)", ready))
         assert set(urls) == {"api", "aws"}
         ports = (urls["aws"].rsplit(":", 1)[1], urls["api"].rsplit(":", 1)[1])
-        stack.env["LOCAL_AWS_PORT"] = ports[0]  # for the CLI below
+        # The CLI below gets run's own environment (LOCAL_AWS_PORT=0, not the port it picked):
+        # it finds the stack through the record run left in LOCAL_LOG_DIR.
         clients = {name: boto3.client(name, endpoint_url=urls["aws"], region_name="us-east-1") for name in ("sqs", "sns", "dynamodb", "s3")}
         # Listen on the alerts topic the way a person's e-mail subscription would.
         alerts_arn = DEV_ENV["ALERTS_TOPIC_ARN"]
@@ -216,7 +217,7 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
             assert exc.code < 500
 
         # Another terminal: the CLI uploads to the running stack and reports on it.
-        cli = [sys.executable, "-m", "chalicelib.local"]
+        cli = [sys.executable, "-m", "devstack"]
         uploaded = subprocess.run(
             [*cli, "upload", str(FIXTURES / "orient_landscape_3.jpg")], cwd=ROOT, env=stack.env, capture_output=True, text=True, check=False
         )
@@ -225,10 +226,12 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
         status = subprocess.run([*cli, "status"], cwd=ROOT, env=stack.env, capture_output=True, text=True, check=False)
         assert status.returncode == 0, status.stderr
         assert re.search(r"processed\s+4\b", status.stdout) and re.search(r"rejected\s+1\b", status.stdout), status.stdout
+        assert f"local stack at {urls['aws']} (stage dev, found through " in status.stdout, status.stdout
 
         # Ctrl-C: everything stops, nothing is left running, the outbox stays.
         _interrupt(stack, children)
         assert rejected_note.is_file() and any(outbox.rglob("w320.webp"))
+        assert not (tmp_path / "local" / "stack.json").exists(), "a stopped stack leaves no record to be found by"
     finally:
         _kill(stack)
 

@@ -17,6 +17,7 @@ from chalice.test import Client
 
 from chalicelib.catalog import DynamoCatalog
 from chalicelib.keys import image_id_for
+from chalicelib.records import ImageRecord
 from tests.conftest import fixture_bytes, moto_stack
 
 JSON = {"Content-Type": "application/json"}
@@ -78,28 +79,30 @@ def seed(aws: dict[str, Any], count: int, *, rejected_every: int = 0) -> list[st
         rejected = bool(rejected_every) and n % rejected_every == 0
         when = (start + timedelta(minutes=n)).isoformat(timespec="milliseconds")
         catalog.put(
-            {
-                "image_id": image_id_for(key),
-                "source_bucket": aws["env"]["UPLOAD_BUCKET"],
-                "source_key": key,
-                "status": "rejected" if rejected else "processed",
-                "renditions": []
-                if rejected
-                else [
-                    {
-                        "preset": "w320_jpeg",
-                        "key": f"renditions/seed/{n:03d}.jpg/w320.jpg",
-                        "format": "JPEG",
-                        "width": 320,
-                        "height": 240,
-                        "bytes": 1000,
-                    }
-                ],
-                "listing": "images",
-                "updated_at": when,
-                "bytes": 5000,
-                **({"error_code": "not_an_image", "error": "text, not an image"} if rejected else {}),
-            }
+            ImageRecord.from_dict(
+                {
+                    "image_id": image_id_for(key),
+                    "source_bucket": aws["env"]["UPLOAD_BUCKET"],
+                    "source_key": key,
+                    "status": "rejected" if rejected else "processed",
+                    "renditions": []
+                    if rejected
+                    else [
+                        {
+                            "preset": "w320_jpeg",
+                            "key": f"renditions/seed/{n:03d}.jpg/w320.jpg",
+                            "format": "JPEG",
+                            "width": 320,
+                            "height": 240,
+                            "bytes": 1000,
+                        }
+                    ],
+                    "listing": "images",
+                    "updated_at": when,
+                    "bytes": 5000,
+                    **({"error_code": "not_an_image", "error": "text, not an image"} if rejected else {}),
+                }
+            )
         )
         ids.append(image_id_for(key))
     return ids[::-1]

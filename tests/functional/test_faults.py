@@ -17,7 +17,7 @@ from chalice.test import Client
 from chalicelib import aws as aws_clients
 from chalicelib.keys import image_id_for
 from tests.conftest import drain, fixture_bytes
-from tests.functional.test_handlers import catalog_item, processed_keys
+from tests.support.handlers import catalog_item, processed_keys
 
 KEY = "uploads/faults/cat.jpg"
 
@@ -231,19 +231,22 @@ def test_dynamodb_conditional_write_orders_by_sequencer_not_by_arrival(aws: dict
     replaces a newer one (compared as hex numbers, whatever their length), a duplicate of the
     same event may write again, and a refused write changes nothing."""
     from chalicelib.catalog import DynamoCatalog, sequencer_order
+    from chalicelib.records import ImageRecord
 
     catalog = DynamoCatalog(aws["ddb"], aws["env"]["CATALOG_TABLE"])
 
     def put(sequencer: str, label: str) -> bool:
-        return catalog.put({"image_id": "i1", "sequencer": sequencer_order(sequencer), "label": label, "listing": "images"})
+        return catalog.put(
+            ImageRecord.from_dict({"image_id": "i1", "sequencer": sequencer_order(sequencer), "label": label, "listing": "images"})
+        )
 
     assert put("0062E99A88DC407460", "newer")
     assert not put("0062E99A88DC407450", "older")
     assert not put("62E99A88DC4074", "shorter, so smaller")  # 16 hex digits < 18
-    assert (catalog.get("i1") or {})["label"] == "newer"
+    assert (catalog.get("i1") or ImageRecord("")).to_dict()["label"] == "newer"
     assert put("0062E99A88DC407460", "duplicate")  # the same event delivered again: idempotent
     assert put("0062E99A88DC4074600", "longer, so newer")
-    assert (catalog.get("i1") or {})["label"] == "longer, so newer"
+    assert (catalog.get("i1") or ImageRecord("")).to_dict()["label"] == "longer, so newer"
 
 
 def test_metrics_come_from_the_log_line_not_from_api_calls(aws: dict[str, Any], client: Any, monkeypatch: pytest.MonkeyPatch) -> None:

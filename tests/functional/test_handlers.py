@@ -9,9 +9,9 @@ from urllib.parse import quote_plus
 import pytest
 from chalice.test import Client
 
-from chalicelib.keys import image_id_for
 from tests.conftest import drain, fixture_bytes
-from tests.imagetools import metadata_markers, open_bytes
+from tests.support.handlers import catalog_item, processed_keys, put_and_process
+from tests.support.imagetools import metadata_markers, open_bytes, png_header_only
 
 
 @pytest.fixture
@@ -20,25 +20,6 @@ def client(aws: dict[str, Any]) -> Any:
 
     with Client(app.app, stage_name="dev") as c:
         yield c
-
-
-def put_and_process(aws: dict[str, Any], client: Any, key: str, data: bytes) -> None:
-    aws["s3"].put_object(Bucket=aws["env"]["UPLOAD_BUCKET"], Key=key, Body=data)
-    # S3 URL-encodes keys in notifications; chalice's test helper does not.
-    event = client.events.generate_s3_event(bucket=aws["env"]["UPLOAD_BUCKET"], key=quote_plus(key))
-    client.lambda_.invoke("process_upload", event)
-
-
-def processed_keys(aws: dict[str, Any]) -> list[str]:
-    listing = aws["s3"].list_objects_v2(Bucket=aws["env"]["PROCESSED_BUCKET"])
-    return sorted(o["Key"] for o in listing.get("Contents", []))
-
-
-def catalog_item(aws: dict[str, Any], key: str) -> dict[str, Any] | None:
-    from chalicelib.catalog import from_item
-
-    item = aws["ddb"].get_item(TableName=aws["env"]["CATALOG_TABLE"], Key={"image_id": {"S": image_id_for(key)}}).get("Item")
-    return from_item(item) if item else None
 
 
 @pytest.mark.parametrize(
@@ -91,8 +72,6 @@ def test_upload_is_processed(aws: dict[str, Any], client: Any, key: str) -> None
 )
 def test_bad_input_is_rejected_and_leaves_nothing(aws: dict[str, Any], client: Any, name: str, data: bytes | None, code: str) -> None:
     if data is None:
-        from tests.unit.test_codec import png_header_only
-
         data = png_header_only(30000, 30000)
     key = f"uploads/{name}"
     put_and_process(aws, client, key, data)  # returns normally: no Lambda retry storm
@@ -202,4 +181,20 @@ def test_malformed_events_are_reported_not_raised(aws: dict[str, Any], client: A
 
     client.lambda_.invoke("reprocess", {})
     client.lambda_.invoke("reprocess", {"Records": [{"messageId": "1"}]})
+    assert len(_malformed_lines(capsys.readouterr().out)) == 2
+
+
+def test_lambda_and_chalices_invokers_run_the_same_raw_event_entry(
+    aws: dict[str, Any], client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lambda calls the module attribute its handler string names (`app.process_upload`);
+    chalice.test and the local stack call `app.handler_map[name]`. Both are the entry that
+    hands our parser the raw event, so a malformed event is reported the same either way."""
+    import app
+
+    for name in ("process_upload", "remove_renditions", "notify"):
+        assert app.app.handler_map[name] is getattr(app, name)
+    capsys.readouterr()
+    app.process_upload({"Records": []}, None)
+    app.notify({"Records": [{"Sns": {}}]}, None)
     assert len(_malformed_lines(capsys.readouterr().out)) == 2

@@ -10,10 +10,10 @@ from urllib.parse import quote_plus
 import pytest
 from chalice.test import Client
 
-from chalicelib import reprocess
 from chalicelib.keys import image_id_for
 from tests.conftest import drain, fixture_bytes
-from tests.functional.test_handlers import catalog_item, processed_keys, put_and_process
+from tests.support.handlers import catalog_item, processed_keys, put_and_process
+from tools import reprocess
 
 
 @pytest.fixture

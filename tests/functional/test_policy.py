@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 import pytest
 
 from tests.conftest import ROOT, create_catalog_table, fixture_bytes
-from tests.iam import allows
+from tests.support.iam import allows
 
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 POLICY_FILES = {"handlers": "policy-prod.json", "api": "policy-prod-api.json"}
@@ -96,8 +96,9 @@ def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str,
     from moto import mock_aws
 
     import app
-    from chalicelib import api, service
+    from chalicelib import api
     from chalicelib import aws as aws_clients
+    from chalicelib.adapters import Adapters
     from chalicelib.catalog import DynamoCatalog
     from chalicelib.links import S3Links
     from chalicelib.notify import SnsNotifier
@@ -132,7 +133,7 @@ def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str,
         clients["presigner"].meta.events.register(
             "before-parameter-build.s3.*", lambda model, params, **kw: None if model.name == "CreateBucket" else record(model, params)
         )
-        pipeline = service.Pipeline(
+        pipeline = Adapters(
             settings=settings,
             profile=app.profile,
             store=S3ObjectStore(clients["s3"]),

@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib import observe
 from tests.conftest import ROOT
-from tests.outcomes import every_outcome
+from tests.support.outcomes import every_outcome
 
 MONITORING = (ROOT / "infra" / "monitoring.tf").read_text()
 TERM = re.compile(r'\$\.(\w+) = "([^"*]*)"')

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from deploy import package as packaging
 from tests.conftest import ROOT
-from tests.iam import allows
+from tests.support.iam import allows
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +34,25 @@ def test_packaged_directory_holds_chalice_output_infra_and_overrides(packaged: t
     names = {p.name for p in out.iterdir()}
     assert {"chalice.tf.json", "deployment.zip", "package_override.tf.json"} <= names
     assert {p.name for p in (ROOT / "infra").glob("*.tf")} <= names
+
+
+def test_deployment_zip_holds_the_lambda_code_and_no_dev_tools(packaged: tuple[Path, dict[str, Any]]) -> None:
+    """Only code Lambda runs ships: app.py and every chalicelib module, and none of the local
+    stack (devstack/), the command-line tools (tools/), tests, bench or deploy scripts."""
+    out, _ = packaged
+    with zipfile.ZipFile(out / "deployment.zip") as archive:
+        names = set(archive.namelist())
+        code = {name: archive.read(name).decode() for name in names if name.endswith(".py") and name.startswith("chalicelib/")}
+    shipped = {name for name in names if name.startswith("chalicelib/") and not name.endswith("/")}
+    ours = {p.relative_to(ROOT).as_posix() for p in (ROOT / "chalicelib").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert "app.py" in names
+    assert shipped == {n for n in ours if not n.endswith(".pyc")}
+    assert {"chalicelib/reprocess.py", "chalicelib/settings.py", "chalicelib/gallery.html"} <= shipped
+    top = {name.split("/", 1)[0] for name in names}
+    assert not top & {"devstack", "tools", "tests", "bench", "deploy", "infra", "samples"}, sorted(top)
+    assert not [n for n in names if n.startswith("chalicelib/local/")]
+    # No command-line entry point rides along inside the package either.
+    assert not [n for n, text in code.items() if "argparse" in text or n.endswith("__main__.py")]
 
 
 def test_chalice_pins_and_null_provider_are_gone(packaged: tuple[Path, dict[str, Any]]) -> None:
@@ -275,3 +295,19 @@ def test_chalice_config_with_an_unreadable_outputs_file_is_a_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(outputs) in err and "Traceback" not in err
     assert (ROOT / ".chalice" / "config.json").read_text() == before
+
+
+def test_the_lambda_code_imports_nothing_that_is_not_deployed() -> None:
+    """app.py and chalicelib/ must not import the dev stack, the tools or the tests: in Lambda
+    that would be an ImportError at the first event (the zip holds none of them)."""
+    import ast
+
+    undeployed = {"devstack", "tools", "tests", "bench", "deploy"}
+    offenders = []
+    for path in [ROOT / "app.py", *sorted((ROOT / "chalicelib").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0] in undeployed]
+    assert offenders == []

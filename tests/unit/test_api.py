@@ -16,6 +16,7 @@ from chalicelib.keys import image_id_for
 from chalicelib.links import FakeLinks
 from chalicelib.presets import load_profile
 from chalicelib.probe import FakeProbe
+from chalicelib.records import ImageRecord
 from chalicelib.settings import Settings, SettingsError
 from chalicelib.storage import MemoryObjectStore
 
@@ -27,27 +28,43 @@ def make_api(**env: str) -> api.Api:
     return api.Api(settings, load_profile(settings.presets), MemoryCatalog(), MemoryObjectStore(), FakeLinks(), FakeProbe())
 
 
-def record(n: int, **extra: Any) -> dict[str, Any]:
+def record(n: int, **extra: Any) -> ImageRecord:
     key = f"uploads/{n}.jpg"
-    return {
-        "image_id": image_id_for(key),
-        "source_key": key,
-        "status": "processed",
-        "listing": "images",
-        "updated_at": f"2026-01-01T00:00:{n:02d}.000+00:00",
-        "renditions": [
-            {"preset": "thumbnail", "key": f"renditions/{n}.jpg/thumbnail.jpg", "format": "JPEG", "width": 150, "height": 150, "bytes": 10},
-            {"preset": "w1024_webp", "key": f"renditions/{n}.jpg/w1024.webp", "format": "WEBP", "width": 1024, "height": 768, "bytes": 30},
-            {"preset": "w320_webp", "key": f"renditions/{n}.jpg/w320.webp", "format": "WEBP", "width": 320, "height": 240, "bytes": 20},
-        ],
-        **extra,
-    }
+    return ImageRecord.from_dict(
+        {
+            "image_id": image_id_for(key),
+            "source_key": key,
+            "status": "processed",
+            "listing": "images",
+            "updated_at": f"2026-01-01T00:00:{n:02d}.000+00:00",
+            "renditions": [
+                {
+                    "preset": "thumbnail",
+                    "key": f"renditions/{n}.jpg/thumbnail.jpg",
+                    "format": "JPEG",
+                    "width": 150,
+                    "height": 150,
+                    "bytes": 10,
+                },
+                {
+                    "preset": "w1024_webp",
+                    "key": f"renditions/{n}.jpg/w1024.webp",
+                    "format": "WEBP",
+                    "width": 1024,
+                    "height": 768,
+                    "bytes": 30,
+                },
+                {"preset": "w320_webp", "key": f"renditions/{n}.jpg/w320.webp", "format": "WEBP", "width": 320, "height": 240, "bytes": 20},
+            ],
+            **extra,
+        }
+    )
 
 
 def test_cdn_domain_replaces_presigned_urls() -> None:
     a = make_api(CDN_DOMAIN="https://img.example.com/")
     a.catalog.put(record(1, source_key="uploads/my photo.jpg"))
-    body = api.get_image(a, record(1)["image_id"]).body
+    body = api.get_image(a, record(1).image_id).body
     urls = [r["url"] for r in body["renditions"]]
     assert urls[0] == "https://img.example.com/renditions/1.jpg/thumbnail.jpg"
     assert body["srcset"] == {
@@ -58,7 +75,7 @@ def test_cdn_domain_replaces_presigned_urls() -> None:
 def test_without_cdn_urls_are_presigned_with_the_configured_expiry() -> None:
     a = make_api(PRESIGN_EXPIRY_SECONDS="60")
     a.catalog.put(record(1))
-    body = api.get_image(a, record(1)["image_id"]).body
+    body = api.get_image(a, record(1).image_id).body
     assert body["renditions"][0]["url"] == "https://s3.test/out/renditions/1.jpg/thumbnail.jpg?expires=60"
 
 
@@ -81,16 +98,16 @@ def test_delete_conflicts_when_the_record_changed_meanwhile() -> None:
     newer = record(1, updated_at="2026-01-02T00:00:00.000+00:00")
 
     class RacingCatalog(MemoryCatalog):
-        def get(self, image_id: str) -> dict[str, Any] | None:
-            self.items[image_id] = newer  # reprocessed right after we read it
+        def get(self, image_id: str) -> ImageRecord | None:
+            self.items[image_id] = newer.to_dict()  # reprocessed right after we read it
             return stale
 
     racing = RacingCatalog()
     a = dataclasses.replace(a, catalog=racing)
     with pytest.raises(api.ApiError) as info:
-        api.delete_image(a, stale["image_id"], {})
+        api.delete_image(a, stale.image_id, {})
     assert info.value.status == 409 and info.value.code == "conflict"
-    assert racing.get(stale["image_id"])  # the newer record survived
+    assert racing.get(stale.image_id)  # the newer record survived
 
 
 @pytest.mark.parametrize(
@@ -137,12 +154,12 @@ def test_memory_catalog_pages_like_dynamodb() -> None:
     second = api.list_images(a, {"limit": "2", "next": first["next"]}).body
     third = api.list_images(a, {"limit": "2", "next": second["next"]}).body
     ids = [i["image_id"] for page in (first, second, third) for i in page["items"]]
-    assert ids == [record(n)["image_id"] for n in (4, 3, 2, 1, 0)] and third["next"] is None
+    assert ids == [record(n).image_id for n in (4, 3, 2, 1, 0)] and third["next"] is None
     rejected = api.list_images(a, {"status": "rejected"}).body["items"]
-    assert [i["image_id"] for i in rejected] == [record(3)["image_id"], record(1)["image_id"]]
+    assert [i["image_id"] for i in rejected] == [record(3).image_id, record(1).image_id]
     a.catalog.put(record(9, status="deleted", renditions=[]))  # a tombstone: listed only on request
-    assert record(9)["image_id"] not in [i["image_id"] for i in api.list_images(a, {}).body["items"]]
-    assert [i["image_id"] for i in api.list_images(a, {"status": "deleted"}).body["items"]] == [record(9)["image_id"]]
+    assert record(9).image_id not in [i["image_id"] for i in api.list_images(a, {}).body["items"]]
+    assert [i["image_id"] for i in api.list_images(a, {"status": "deleted"}).body["items"]] == [record(9).image_id]
 
 
 def test_health_degrades_when_a_resource_is_unreachable() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import pytest
 from PIL import Image
@@ -13,17 +11,7 @@ from chalicelib.imaging import codec
 from chalicelib.models import ErrorCode, RejectedInput
 from chalicelib.presets import WEB
 from tests.conftest import fixture_bytes
-from tests.imagetools import LIMITS, render_all
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares width x height but carries one tiny IDAT: a decompression bomb shape."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+from tests.support.imagetools import LIMITS, png_header_only, render_all
 
 
 def rejection(data: bytes) -> RejectedInput:

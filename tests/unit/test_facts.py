@@ -175,7 +175,7 @@ def test_phash_separation_on_the_corpus_supports_the_default_distance() -> None:
 @pytest.mark.parametrize("orientation", [1, 6, 8])
 def test_render_hands_the_facts_an_upright_small_copy_of_the_whole_picture(orientation: int) -> None:
     from chalicelib.presets import CLASSIC, WEB
-    from tests.imagetools import render_all
+    from tests.support.imagetools import render_all
 
     source = CORPUS / f"orient_landscape_{orientation}.jpg"
     data = source.read_bytes() if source.exists() else fixture_bytes(f"orient_landscape_{orientation}.jpg")
@@ -189,7 +189,7 @@ def test_render_hands_the_facts_an_upright_small_copy_of_the_whole_picture(orien
 
 def test_render_preview_exists_when_no_preset_is_made() -> None:
     from chalicelib.presets import Preset, Profile
-    from tests.imagetools import render_all
+    from tests.support.imagetools import render_all
 
     only_wide = Profile("wide", (Preset("w4000", "JPEG", width=4000),))
     result = render_all(fixture_bytes("orient_landscape_6.jpg"), only_wide)

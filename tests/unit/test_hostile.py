@@ -1,6 +1,6 @@
 """Hostile and odd uploads through the whole service: every case ends in a typed outcome,
 recorded, with no partial output; odd-but-valid images render correctly and carry no
-metadata. The files are generated in tests/hostile.py (nothing is downloaded)."""
+metadata. The files are generated in tests/support/hostile.py (nothing is downloaded)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from PIL import Image, ImageCms
 
-from chalicelib import keys, service
+from chalicelib import processing
 from chalicelib.imaging import codec
 from chalicelib.models import ErrorCode, RejectedInput, Upload
 from chalicelib.presets import CLASSIC, WEB
 from chalicelib.settings import Settings
 from chalicelib.storage import MemoryObjectStore
-from tests import hostile
 from tests.conftest import ROOT, fixture_bytes
-from tests.imagetools import LIMITS, mean_abs_diff, metadata_markers, open_bytes, render_all
-from tests.unit.test_service import make_pipeline
+from tests.support import hostile
+from tests.support.imagetools import LIMITS, mean_abs_diff, metadata_markers, open_bytes, render_all
+from tests.support.wiring import make_pipeline, stored_record
 
 
 def by_preset(result: Any) -> dict[str, Any]:
@@ -39,8 +39,8 @@ def test_every_hostile_or_odd_upload_gets_a_typed_recorded_outcome(name: str, ca
     assert isinstance(store, MemoryObjectStore)
     key = f"uploads/hostile/{name}"
     store.add("up", key, data)
-    outcome = service.process_upload(p, Upload("up", key, sequencer="01"))  # never raises for bad input
-    record = p.catalog.get(keys.image_id_for(key))
+    outcome = processing.handle_upload(p, Upload("up", key, sequencer="01"))  # never raises for bad input
+    record = stored_record(p, key)
     assert record is not None
     [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     if expected == hostile.OK:
@@ -124,8 +124,8 @@ def test_limits_are_settings() -> None:
         store = p.store
         assert isinstance(store, MemoryObjectStore)
         store.add("up", key, data)
-        outcome = service.process_upload(p, Upload("up", key, sequencer="01"))
-        assert (outcome.record or {}).get("error_code") == code, key
+        outcome = processing.handle_upload(p, Upload("up", key, sequencer="01"))
+        assert (outcome.record.error_code if outcome.record else None) == code, key
     defaults = Settings.from_env(env)
     assert (defaults.max_source_bytes, defaults.max_source_pixels, defaults.max_frames) == (50 * 1024 * 1024, 50_000_000, 1000)
 
@@ -157,13 +157,13 @@ def test_webp_side_limit_is_capped_and_noted() -> None:
     store = p.store
     assert isinstance(store, MemoryObjectStore)
     store.add("up", "uploads/strip.png", hostile.case("20000x1"))
-    outcome = service.process_upload(p, Upload("up", "uploads/strip.png", sequencer="01"))
+    outcome = processing.handle_upload(p, Upload("up", "uploads/strip.png", sequencer="01"))
     renditions = {r.preset: r for r in outcome.renditions}
     webp = open_bytes(store.buckets["out"][renditions["converted_webp"].key].data)
     assert webp.format == "WEBP" and webp.size == (16383, 1)
     assert open_bytes(store.buckets["out"][renditions["converted_png"].key].data).size == (20000, 1)
     assert outcome.record is not None
-    assert any("16383" in note and "converted_webp" in note for note in outcome.record["notes"])
+    assert any("16383" in note and "converted_webp" in note for note in outcome.record.notes or ())
 
 
 def test_jpeg_side_limit_is_capped_and_noted() -> None:
@@ -274,7 +274,7 @@ def test_peak_memory_stays_under_the_function_memory() -> None:
     names = [n for n, (_, expected) in hostile.CASES.items() if expected in bombs or "bomb" in n or "scans" in n or "many" in n]
     names += ["limit-png-rgba", "limit-png-16bit-grey"]  # limit-jpeg-cmyk (0.7 GB): by hand
     result = subprocess.run(
-        [sys.executable, "-m", "tests.memprobe", *names], check=False, cwd=ROOT, capture_output=True, text=True, timeout=240
+        [sys.executable, "-m", "tests.support.memprobe", *names], check=False, cwd=ROOT, capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stderr[-2000:]
     peaks: dict[str, dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])

@@ -9,31 +9,34 @@ from typing import Any
 
 import pytest
 
-from chalicelib import keys, reprocess, service
+from chalicelib import keys, processing, removal, reprocess
+from chalicelib.adapters import Adapters
 from chalicelib.catalog import MemoryCatalog
 from chalicelib.models import Upload
 from chalicelib.notify import MemoryNotifier
+from chalicelib.outcomes import Outcome
 from chalicelib.presets import CLASSIC, WEB
 from chalicelib.storage import MemoryObjectStore
 from tests.conftest import fixture_bytes
-from tests.unit.test_service import make_pipeline, upload
+from tests.support.wiring import make_pipeline, upload
+from tools import reprocess as reprocess_cli
 
 KEY = "uploads/cat.jpg"
 ID = keys.image_id_for(KEY)
 
 
-def store_of(p: service.Pipeline) -> MemoryObjectStore:
+def store_of(p: Adapters) -> MemoryObjectStore:
     assert isinstance(p.store, MemoryObjectStore)
     return p.store
 
 
-def record_of(p: service.Pipeline, key: str = KEY) -> dict[str, Any]:
+def record_of(p: Adapters, key: str = KEY) -> dict[str, Any]:
     record = p.catalog.get(keys.image_id_for(key))
     assert record is not None
-    return record
+    return record.to_dict()
 
 
-def assert_catalog_matches_bucket(p: service.Pipeline) -> None:
+def assert_catalog_matches_bucket(p: Adapters) -> None:
     """The invariant readers rely on: every listed rendition exists, nothing unlisted remains."""
     assert isinstance(p.catalog, MemoryCatalog)
     listed = {r["key"] for item in p.catalog.items.values() for r in item.get("renditions", [])}
@@ -48,7 +51,7 @@ def test_delete_removes_renditions_and_marks_the_record() -> None:
     upload(p, KEY, fixture_bytes("orient_landscape_1.jpg"), sequencer="10")
     assert store_of(p).keys("out")
     store_of(p).remove("up", KEY)
-    outcome = service.remove_source(p, Upload("up", KEY, "ObjectRemoved:Delete", sequencer="11"))
+    outcome = removal.remove_source(p, Upload("up", KEY, "ObjectRemoved:Delete", sequencer="11"))
     assert outcome.status == "deleted"
     assert store_of(p).keys("out") == []
     record = record_of(p)
@@ -62,9 +65,9 @@ def test_late_upload_event_after_delete_does_not_resurrect() -> None:
     p = make_pipeline()
     upload(p, KEY, fixture_bytes("orient_landscape_1.jpg"), sequencer="10")
     store_of(p).remove("up", KEY)
-    service.remove_source(p, Upload("up", KEY, "ObjectRemoved:Delete", sequencer="11"))
+    removal.remove_source(p, Upload("up", KEY, "ObjectRemoved:Delete", sequencer="11"))
     # The create event is delivered again (at-least-once) after the delete was handled.
-    assert service.process_upload(p, Upload("up", KEY, sequencer="10")).status == "ignored"
+    assert processing.handle_upload(p, Upload("up", KEY, sequencer="10")).status == "ignored"
     assert record_of(p)["status"] == "deleted"
     assert store_of(p).keys("out") == []
 
@@ -73,7 +76,7 @@ def test_delete_older_than_recorded_upload_is_ignored() -> None:
     p = make_pipeline()
     upload(p, KEY, fixture_bytes("orient_landscape_1.jpg"), sequencer="20")
     # A delete (sequencer 15) of the previous upload arrives after the re-upload was processed.
-    outcome = service.remove_source(p, Upload("up", KEY, "ObjectRemoved:Delete", sequencer="15"))
+    outcome = removal.remove_source(p, Upload("up", KEY, "ObjectRemoved:Delete", sequencer="15"))
     assert outcome.status == "ignored"
     assert record_of(p)["status"] == "processed"
     assert_catalog_matches_bucket(p)
@@ -85,9 +88,9 @@ def test_delete_arriving_before_the_newer_upload_event() -> None:
     p = make_pipeline()
     upload(p, KEY, fixture_bytes("orient_landscape_1.jpg"), sequencer="01")
     store_of(p).add("up", KEY, fixture_bytes("orient_landscape_6.jpg"))  # deleted and re-uploaded
-    outcome = service.remove_source(p, Upload("up", KEY, "ObjectRemoved:Delete", sequencer="02"))
+    outcome = removal.remove_source(p, Upload("up", KEY, "ObjectRemoved:Delete", sequencer="02"))
     assert outcome.status == "processed"
-    assert service.process_upload(p, Upload("up", KEY, sequencer="03")).status == "processed"
+    assert processing.handle_upload(p, Upload("up", KEY, sequencer="03")).status == "processed"
     record = record_of(p)
     assert record["status"] == "processed" and record["source_etag"] == store_of(p).head("up", KEY).etag  # type: ignore[union-attr]
     assert_catalog_matches_bucket(p)
@@ -98,7 +101,7 @@ def test_versioned_bucket_removing_an_old_version_keeps_the_current_one() -> Non
     upload(p, KEY, fixture_bytes("orient_landscape_1.jpg"), sequencer="05")
     before = store_of(p).keys("out")
     # ObjectRemoved:Delete of a non-current version id: the key still resolves to the recorded object.
-    outcome = service.remove_source(p, Upload("up", KEY, "ObjectRemoved:Delete", sequencer="06"))
+    outcome = removal.remove_source(p, Upload("up", KEY, "ObjectRemoved:Delete", sequencer="06"))
     assert outcome.status == "ignored"
     assert store_of(p).keys("out") == before
     assert record_of(p)["status"] == "processed"
@@ -119,10 +122,10 @@ def test_delete_retry_after_a_failed_s3_delete_finishes_the_job(capsys: pytest.C
     written = store_of(p).keys("out")
     assert len(written) == 5
     store_of(p).remove("up", KEY)
-    removal = Upload("up", KEY, "ObjectRemoved:Delete", sequencer="02")
+    deleted = Upload("up", KEY, "ObjectRemoved:Delete", sequencer="02")
     capsys.readouterr()
     with pytest.raises(ConnectionError):
-        service.remove_source(p, removal)
+        removal.remove_source(p, deleted)
     # The failure is logged, counted and announced (the renditions of a deleted source are
     # still public until the retry), not only a Lambda traceback.
     (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
@@ -134,16 +137,16 @@ def test_delete_retry_after_a_failed_s3_delete_finishes_the_job(capsys: pytest.C
     # Readers already see no renditions; the record remembers what still has to go.
     mid = record_of(p)
     assert mid["status"] == "deleted" and mid["renditions"] == [] and set(written) <= set(mid["removing"])
-    assert service.remove_source(p, removal).status == "deleted"  # Lambda's retry
+    assert removal.remove_source(p, deleted).status == "deleted"  # Lambda's retry
     assert store_of(p).keys("out") == []
     assert "removing" not in record_of(p)
 
 
 def test_delete_of_unknown_key_or_folder_is_ignored() -> None:
     p = make_pipeline()
-    assert service.remove_source(p, Upload("up", "uploads/never-seen.jpg", "ObjectRemoved:Delete", "01")).status == "ignored"
-    assert service.remove_source(p, Upload("up", "uploads/folder/", "ObjectRemoved:Delete", "01")).status == "ignored"
-    assert service.remove_source(p, Upload("up", "elsewhere/x.jpg", "ObjectRemoved:Delete", "01")).status == "ignored"
+    assert removal.remove_source(p, Upload("up", "uploads/never-seen.jpg", "ObjectRemoved:Delete", "01")).status == "ignored"
+    assert removal.remove_source(p, Upload("up", "uploads/folder/", "ObjectRemoved:Delete", "01")).status == "ignored"
+    assert removal.remove_source(p, Upload("up", "elsewhere/x.jpg", "ObjectRemoved:Delete", "01")).status == "ignored"
     assert isinstance(p.catalog, MemoryCatalog) and p.catalog.items == {}
 
 
@@ -154,11 +157,11 @@ def test_concurrent_duplicate_events_leave_one_record_and_the_same_renditions() 
     p = make_pipeline()
     store_of(p).add("up", KEY, fixture_bytes("orient_landscape_3.jpg"))
     barrier = threading.Barrier(4)
-    outcomes: list[service.Outcome] = []
+    outcomes: list[Outcome] = []
 
     def deliver() -> None:
         barrier.wait()
-        outcomes.append(service.process_upload(p, Upload("up", KEY, sequencer="0A")))
+        outcomes.append(processing.handle_upload(p, Upload("up", KEY, sequencer="0A")))
 
     threads = [threading.Thread(target=deliver) for _ in range(4)]
     for t in threads:
@@ -191,12 +194,12 @@ def test_older_event_finishing_last_cannot_leave_its_pixels_behind() -> None:
 
     p = make_pipeline(store=SlowForOld())
     old_etag = store_of(p).add("up", KEY, fixture_bytes("orient_landscape_1.jpg")).etag
-    result: dict[str, service.Outcome] = {}
-    a = threading.Thread(target=lambda: result.update(a=service.process_upload(p, Upload("up", KEY, sequencer="01"))))
+    result: dict[str, Outcome] = {}
+    a = threading.Thread(target=lambda: result.update(a=processing.handle_upload(p, Upload("up", KEY, sequencer="01"))))
     a.start()
     assert a_has_read.wait(10)
     new_etag = store_of(p).add("up", KEY, fixture_bytes("orient_landscape_6.jpg")).etag  # overwritten while A renders
-    result["b"] = service.process_upload(p, Upload("up", KEY, sequencer="02"))
+    result["b"] = processing.handle_upload(p, Upload("up", KEY, sequencer="02"))
     a_may_write.set()
     a.join()
     assert result["b"].status == "processed" and result["a"].status == "ignored"
@@ -210,7 +213,7 @@ def test_older_event_finishing_last_cannot_leave_its_pixels_behind() -> None:
 # --- reprocessing -----------------------------------------------------------------------------
 
 
-def seed(p: service.Pipeline, count: int) -> list[str]:
+def seed(p: Adapters, count: int) -> list[str]:
     keys = [f"uploads/batch/img{i:03d}.jpg" for i in range(count)]
     data = fixture_bytes("orient_landscape_2.jpg")
     for key in keys:
@@ -230,9 +233,9 @@ def test_reprocess_rerenders_only_out_of_date_sources_in_bounded_batches(tmp_pat
 
     def submit(jobs: list[reprocess.Job]) -> int:
         pages.append(len(jobs))
-        return reprocess.directly(new)(jobs)
+        return reprocess_cli.directly(new)(jobs)
 
-    progress = reprocess.run(new, store, submit, batch_size=3, cursor_file=tmp_path / "cursor.json", report=lines.append)
+    progress = reprocess_cli.run(new, store, submit, batch_size=3, cursor_file=tmp_path / "cursor.json", report=lines.append)
     assert progress.done and progress.submitted == 6 and progress.skipped == 1 and progress.failed == 0
     assert max(pages) <= 3 and progress.batches == 3
     assert all(record_of(new, k)["profile_version"] == CLASSIC.version for k in keys)
@@ -245,7 +248,7 @@ def test_reprocess_rerenders_only_out_of_date_sources_in_bounded_batches(tmp_pat
     )
     assert "batch 3" in lines[-1] and "done" in lines[-1]
     # A second run has nothing to do.
-    again = reprocess.run(new, store, submit, batch_size=3, cursor_file=tmp_path / "other.json")
+    again = reprocess_cli.run(new, store, submit, batch_size=3, cursor_file=tmp_path / "other.json")
     assert again.submitted == 0 and again.skipped == 7
 
 
@@ -254,18 +257,18 @@ def test_reprocess_resumes_from_its_cursor(tmp_path: Path) -> None:
     keys = seed(make_pipeline(WEB, store=store, catalog=catalog), 5)
     new = make_pipeline(CLASSIC, store=store, catalog=catalog)
     cursor = tmp_path / "cursor.json"
-    queue = reprocess.MemoryWorkQueue()
-    first = reprocess.run(new, store, reprocess.enqueue(queue), batch_size=2, max_batches=1, cursor_file=cursor)
+    queue = reprocess_cli.MemoryWorkQueue()
+    first = reprocess_cli.run(new, store, reprocess_cli.enqueue(queue), batch_size=2, max_batches=1, cursor_file=cursor)
     assert not first.done and first.cursor == keys[1]
     assert json.loads(cursor.read_text())["cursor"] == keys[1]
-    second = reprocess.run(new, store, reprocess.enqueue(queue), batch_size=2, cursor_file=cursor)
+    second = reprocess_cli.run(new, store, reprocess_cli.enqueue(queue), batch_size=2, cursor_file=cursor)
     assert second.done and second.submitted == 5
     assert sorted(reprocess.Job.from_body(b).key for b in queue.bodies) == keys  # each exactly once
     # The messages, handled (twice: SQS is at-least-once), bring every record up to date once.
     outcomes = reprocess.handle_messages(new, queue.bodies + queue.bodies[:2])
     assert [o.status for o in outcomes].count("processed") == 5
     assert [o.status for o in outcomes].count("ignored") == 2
-    assert reprocess.run(new, store, reprocess.enqueue(queue), cursor_file=cursor).done  # finished runs stay finished
+    assert reprocess_cli.run(new, store, reprocess_cli.enqueue(queue), cursor_file=cursor).done  # finished runs stay finished
 
 
 def test_reprocess_never_overrides_a_newer_upload() -> None:

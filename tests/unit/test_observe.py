@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib import observe
 from tests.conftest import ROOT, fixture_bytes
-from tests.outcomes import every_outcome
+from tests.support.outcomes import every_outcome
 
 REQUIRED = {"service", "event", "status", "image_id", "key"}
 
@@ -63,8 +63,8 @@ def test_unknown_metric_names_are_refused() -> None:
         observe.emit({"event": "x"}, {"ImagesProcesed": (1, "Count")})
 
 
-def test_readme_lists_every_metric() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Logs and metrics") :]
+def test_docs_list_every_metric() -> None:
+    page = (ROOT / "docs" / "operations.md").read_text()
+    section = page[page.index("## Logs and metrics") :]
     for name in observe.METRICS:
-        assert f"`{name}`" in section, f"README 'Logs and metrics' does not list {name}"
+        assert f"`{name}`" in section, f"docs/operations.md 'Logs and metrics' does not list {name}"

@@ -11,7 +11,7 @@ from PIL import Image, ImageCms
 
 from chalicelib.presets import CLASSIC, WEB, Profile
 from tests.conftest import CORPUS, corpus_photos, fixture_bytes
-from tests.imagetools import mean_abs_diff, metadata_markers, open_bytes, psnr, render_all
+from tests.support.imagetools import mean_abs_diff, metadata_markers, open_bytes, psnr, render_all
 
 WEB_QUALITY = {p.format: p.quality for p in WEB.presets if p.name.startswith("w")}
 WEB_CENTRE = Profile("web", tuple(dataclasses.replace(p, crop="centre") for p in WEB.presets))

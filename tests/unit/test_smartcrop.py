@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageStat
 
 from chalicelib.imaging import smartcrop, steps
 from chalicelib.presets import CLASSIC, WEB, Preset, PresetError, Profile, load_profile
-from tests.imagetools import open_bytes, render_all
+from tests.support.imagetools import open_bytes, render_all
 
 GREY = (120, 120, 120)
 

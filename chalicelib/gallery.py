@@ -1,0 +1,64 @@
+"""The gallery page (GET /): one self-contained HTML file shipped inside chalicelib (so it is
+packaged), served with a Content-Security-Policy pinned to its own inline script and style."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from base64 import b64encode
+from functools import cache
+from importlib import resources
+
+from chalicelib.api import Api, Reply
+from chalicelib.settings import Settings
+
+
+@cache
+def gallery_page() -> str:
+    """The gallery: one self-contained HTML file shipped inside chalicelib (so it is packaged)."""
+    return resources.files("chalicelib").joinpath("gallery.html").read_text(encoding="utf-8")
+
+
+def gallery_html(settings: Settings) -> str:
+    """The page with what it needs to know of this API: the upload limit (to refuse a
+    too-large file before asking for a form), whether writes need an API key, and the upload
+    prefix (left out of the folder a tile shows)."""
+    values = {
+        "max-upload-bytes": str(settings.max_source_bytes),
+        "write-auth": settings.write_auth,
+        "upload-prefix": settings.upload_prefix,
+    }
+    page = gallery_page()
+    for name, value in values.items():
+        tag = f'<meta name="{name}" content="{html.escape(value)}">'
+        page = re.sub(f'<meta name="{name}" content="[^"]*">', lambda _, tag=tag: tag, page, count=1)  # type: ignore[misc]
+    return page
+
+
+def gallery_reply(api: Api) -> Reply:
+    page = gallery_html(api.settings)
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": gallery_csp(page),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    return Reply(200, page, headers)
+
+
+@cache
+def gallery_csp(page: str) -> str:
+    """Only the page's own inline script and style run (pinned by hash); images and the upload
+    POST go to the bucket/CDN origins, which are not known in advance (presigned hosts)."""
+
+    def hashes(tag: str) -> str:
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.S)
+        return " ".join(f"'sha256-{b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
+
+    return (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "img-src 'self' https: http: data: blob:; connect-src 'self' https: http:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )

@@ -1,0 +1,280 @@
+"""The upload use case: an uploaded object -> renditions, a catalog record, a tag and an event.
+
+No boto3, no Chalice here: the adapters come in as arguments (see chalicelib.adapters).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from chalicelib import renditions
+from chalicelib.adapters import Adapters
+from chalicelib.catalog import LISTING, sequencer_order
+from chalicelib.imaging import render
+from chalicelib.keys import image_id_for, output_folder, source_stem
+from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
+from chalicelib.outcomes import Notice, Outcome, announce, announce_failure, best_effort, error_text, ignored, outside_our_uploads, short
+from chalicelib.records import ImageRecord, RenditionRecord
+
+REPAIR_EVENT = "Pipeline:Repair"  # event_name of a re-render after losing a race (see _yield_to_newer)
+NEWER_RECORDED = "a newer upload of this key was recorded meanwhile"
+
+
+def handle_upload(adapters: Adapters, upload: Upload) -> Outcome:
+    """An ObjectCreated event (or a reprocess job) for one object.
+
+    Rejections return normally (retrying cannot help); infrastructure errors are recorded,
+    published and re-raised so Lambda retries the event.
+    """
+    return outside_our_uploads(adapters, upload) or render_current(adapters, upload)
+
+
+def render_current(adapters: Adapters, upload: Upload) -> Outcome:
+    """Render and record what the bucket holds under `upload.key` now: the step an upload, a
+    removal that finds the key still there, and a lost race share.
+
+    An attempt that lost the race to a newer event may have written over the newer files:
+    the newer version is rendered once more here. A repair that loses again does not
+    repair: the event that beat it does."""
+    outcome, repair = _attempt(adapters, upload)
+    if repair is not None:
+        _attempt(adapters, repair)
+    return outcome
+
+
+@dataclass
+class Attempt:
+    """One try at one upload: what every step needs to record, publish and time it."""
+
+    adapters: Adapters
+    upload: Upload
+    image_id: str
+    sequencer: str | None
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+    source: SourceObject | None = None
+    previous: ImageRecord | None = None
+
+    def base_record(self, now: str, status: Status) -> ImageRecord:
+        """What every record of an attempt says: the source, the profile, the times."""
+        source = self.source
+        return ImageRecord(
+            image_id=self.image_id,
+            source_bucket=self.upload.bucket,
+            source_key=self.upload.key,
+            source_etag=source.etag if source else None,
+            source_version=source.version_id if source else None,
+            content_type=source.content_type if source else None,
+            bytes=source.size if source else None,
+            sequencer=self.sequencer,
+            profile=self.adapters.profile.name,
+            profile_version=self.adapters.profile.version,
+            created_at=(self.previous.created_at if self.previous else None) or now,
+            updated_at=now,
+            uploaded_at=self.upload.event_time,
+            listing=LISTING,
+            status=status.value,
+            renditions=(),
+        )
+
+    def timed(self, stage: str, since: float) -> None:
+        self.timings[f"{stage}_ms"] = round((time.perf_counter() - since) * 1000, 1)
+
+    def ignored(self, reason: str) -> tuple[Outcome, None]:
+        return ignored(self.adapters, self.upload, reason, self.image_id), None
+
+
+def _attempt(adapters: Adapters, upload: Upload) -> tuple[Outcome, Upload | None]:
+    """(the outcome, the repair to run when this attempt lost a race over the same files)."""
+    attempt = Attempt(adapters, upload, image_id_for(upload.key), sequencer_order(upload.sequencer))
+    try:
+        return _process(attempt)
+    except Exception as exc:
+        _fail(attempt, exc)
+        raise
+
+
+def _process(attempt: Attempt) -> tuple[Outcome, Upload | None]:
+    adapters, upload = attempt.adapters, attempt.upload
+    attempt.previous = previous = adapters.catalog.get(attempt.image_id)
+    if previous and attempt.sequencer and (previous.sequencer or "") > attempt.sequencer:
+        return attempt.ignored("a newer upload of this key was already processed")
+    attempt.source = source = adapters.store.head(upload.bucket, upload.key)
+    if source is None:
+        return attempt.ignored("object no longer exists")
+    if source.size == 0 and upload.key.endswith("/"):
+        return attempt.ignored("folder marker")
+    try:
+        result, stored = _read_and_render(attempt, source)
+    except RejectedInput as rejection:
+        return _reject(attempt, rejection), None
+    except SourceChanged:
+        # Not a failure: S3 sends an event for the overwrite or delete, and that one
+        # processes what is there now. Nothing was written yet (the read comes first).
+        return attempt.ignored("the object changed while it was read; its own event handles the new state")
+    return _store(attempt, source, result, stored)
+
+
+def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.RenderResult, list[RenditionRecord]]:
+    """Read, render, and write each rendition as soon as it is encoded (uploads overlap the
+    remaining encodes). If rendering fails, what was already written is removed again."""
+    adapters, settings = attempt.adapters, attempt.adapters.settings
+    _check_size(source, settings.max_source_bytes)
+    mark = time.perf_counter()
+    data = adapters.store.get(source)
+    attempt.timed("read", mark)
+    mark = time.perf_counter()
+    workers = render.worker_count(settings.max_workers, settings.lambda_memory_mb)
+    writer = renditions.RenditionWriter(adapters, source, output_folder(settings, attempt.upload.key), attempt.previous, workers)
+    try:
+        result = render.render(
+            data, adapters.profile, adapters.limits, source_stem(source.key), workers=workers, on_rendition=writer.submit
+        )
+    except BaseException:
+        writer.abandon()
+        raise
+    attempt.timed("render", mark)
+    mark = time.perf_counter()
+    stored = writer.finish(result.renditions)
+    attempt.timed("write", mark)  # only the uploads still running when the last encode ended
+    return result, stored
+
+
+def _check_size(source: SourceObject, limit: int) -> None:
+    if source.size == 0:
+        raise RejectedInput(ErrorCode.EMPTY_FILE, "the file is empty (0 bytes)")
+    if source.size > limit:
+        raise RejectedInput(ErrorCode.TOO_LARGE, f"{source.size:,} bytes exceeds MAX_SOURCE_BYTES ({limit:,})")
+
+
+Repair = Upload | None  # the re-render a lost race needs (see _yield_to_newer)
+
+
+def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, stored: list[RenditionRecord]) -> tuple[Outcome, Repair]:
+    adapters, upload = attempt.adapters, attempt.upload
+    now = adapters.now()
+    record = replace(
+        attempt.base_record(now, Status.PROCESSED),
+        format=result.source.format,
+        width=result.source.width,
+        height=result.source.height,
+        frames=result.source.frames,
+        renditions=tuple(stored),
+        skipped_presets=tuple(result.skipped) or None,
+        notes=tuple(result.notes) or None,
+        camera=result.source.camera.as_dict() or None,
+        processed_at=now,
+    )
+    total_bytes = sum(r.bytes for r in stored)
+    summary = {
+        "image_id": attempt.image_id,
+        "source_bucket": upload.bucket,
+        "source_key": upload.key,
+        "status": Status.PROCESSED.value,
+        "format": result.source.format,
+        "width": result.source.width,
+        "height": result.source.height,
+        "bytes": source.size,
+    }
+    notice = Notice(
+        "image.processed",
+        summary,
+        f"Processed {short(upload.key)}: {len(stored)} renditions",
+        published={"renditions": record.public_view()["renditions"], "renditions_bytes": total_bytes},
+        logged={"key": upload.key, "renditions": len(stored), "bytes_written": total_bytes},
+        metrics={"ImagesProcessed": (1, "Count"), "RenditionsWritten": (len(stored), "Count"), "BytesWritten": (total_bytes, "Bytes")},
+        started=attempt.started,
+        timings=attempt.timings,
+        processing_time=True,
+    )
+    mark = time.perf_counter()
+
+    def recorded() -> None:
+        renditions.delete_stale(adapters, attempt.previous, {r.key for r in stored})
+        attempt.timed("record", mark)
+
+    try:
+        done = announce(adapters, notice, record=record, then=recorded, tag=source, now=now)
+    except Exception:
+        # The record still describes the previous version: files it does not list must go.
+        keep = renditions.listed(attempt.previous)
+        renditions.delete(adapters, [r.key for r in stored if r.key not in keep], "clean up unrecorded renditions")
+        raise
+    if not done:
+        repair = _yield_to_newer(attempt, stored)
+        return ignored(adapters, upload, NEWER_RECORDED, attempt.image_id), repair
+    return Outcome(Status.PROCESSED.value, upload.key, attempt.image_id, record=record, renditions=tuple(stored)), None
+
+
+def _yield_to_newer(attempt: Attempt, written: Sequence[RenditionRecord]) -> Upload | None:
+    """A newer event recorded this key while this one rendered, and this attempt's files may
+    have landed on top of the newer ones (same keys). Remove what the newer record does not
+    list; the newer version is to be rendered again over what it does (the returned repair),
+    so the catalog and the bucket agree."""
+    upload = attempt.upload
+    winner = attempt.adapters.catalog.get(attempt.image_id)
+    listed = renditions.listed(winner)
+    ours = {r.key for r in written}
+    renditions.delete(attempt.adapters, sorted(ours - listed), "remove renditions of a superseded event")
+    if winner and ours & listed and winner.status == Status.PROCESSED.value and upload.event_name != REPAIR_EVENT:
+        return Upload(upload.bucket, upload.key, REPAIR_EVENT, winner.sequencer, upload.event_time)
+    return None
+
+
+def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
+    adapters, upload = attempt.adapters, attempt.upload
+    now = adapters.now()
+    record = replace(attempt.base_record(now, Status.REJECTED), error_code=rejection.code.value, error=rejection.message, rejected_at=now)
+    details = {
+        "image_id": attempt.image_id,
+        "source_bucket": upload.bucket,
+        "source_key": upload.key,
+        "status": Status.REJECTED.value,
+        "error_code": rejection.code.value,
+        "error": rejection.message,
+        "bytes": record.bytes,
+    }
+    notice = Notice(
+        "image.rejected",
+        details,
+        f"Rejected {short(upload.key)}: {rejection.code.value}",
+        logged={"key": upload.key},
+        metrics={"ImagesRejected": (1, "Count")},
+        started=attempt.started,
+        timings=attempt.timings,
+        processing_time=True,
+    )
+
+    def unserve() -> None:  # an earlier good version of this key must not keep serving renditions
+        renditions.delete_stale(adapters, attempt.previous, ())
+
+    if not announce(adapters, notice, record=record, then=unserve, tag=attempt.source, now=now):
+        return ignored(adapters, upload, NEWER_RECORDED, attempt.image_id)
+    return Outcome(Status.REJECTED.value, upload.key, attempt.image_id, reason=rejection.message, record=record)
+
+
+def _fail(attempt: Attempt, exc: BaseException) -> None:
+    """Record, publish and log an unexpected failure; the caller re-raises for a retry."""
+    adapters, upload = attempt.adapters, attempt.upload
+    now = adapters.now()
+
+    def record_failure() -> None:
+        previous = adapters.catalog.get(attempt.image_id)
+        if previous and previous.status == Status.PROCESSED.value:
+            return  # keep serving the last good version; the retry will replace it
+        adapters.catalog.put(replace(attempt.base_record(now, Status.FAILED), error_code="internal_error", error=error_text(exc)))
+
+    best_effort(record_failure, "record the failure")
+    announce_failure(
+        adapters,
+        upload,
+        attempt.image_id,
+        exc,
+        subject=f"Failed {short(upload.key)}",
+        doing="processing",
+        details={"bytes": attempt.source.size if attempt.source else None},
+        started=attempt.started,
+        timings=attempt.timings,
+    )

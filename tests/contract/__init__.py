@@ -1,0 +1,1 @@
+"""Contract tests: one suite, every adapter implementation."""

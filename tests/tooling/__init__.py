@@ -1,0 +1,1 @@
+"""Tests of the developer tooling: the Makefile and the benchmark script."""
