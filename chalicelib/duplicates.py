@@ -216,6 +216,15 @@ def reindex(index: BandIndex, before: Indexed | None, after: Indexed | None, max
         register(index, new, max_distance)
 
 
+def forget(index: BandIndex, record: Indexed, max_distance: int) -> None:
+    """Take a deleted record out of the index. The record is gone already, so a retry could not
+    find it: a failure is logged (lookups then meet a stale member; GET /similar skips it)."""
+    try:
+        reindex(index, record, None, max_distance)
+    except Exception:  # logged, with the traceback
+        log.warning("could not remove %s from the near-duplicate index", record.image_id, exc_info=True)
+
+
 def lookup(index: BandIndex, entry: Entry, max_distance: int) -> list[Match]:
     """Near-duplicates of `entry` from one read of its band items."""
     return matches(entry, index.band_members(band_keys(entry.phash, max_distance)), max_distance)

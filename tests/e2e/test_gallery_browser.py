@@ -112,6 +112,9 @@ def walk_through(page: Any, api: str, tmp_path: Path, console: list[str]) -> Non
     thumbnail.wait_for(timeout=60_000)
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle(), timeout=15_000)
     assert thumbnail.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [150, 150]
+    # Until it loaded, the thumbnail sat on the image's BlurHash, over its dominant colour.
+    assert tile.locator(".frame canvas[data-testid=blurhash]").count() == 1
+    assert re.fullmatch(r"#[0-9a-f]{6}", tile.locator(".frame").get_attribute("data-placeholder") or "")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "gallery-grid.png"), full_page=True)
 
@@ -139,6 +142,10 @@ def walk_through(page: Any, api: str, tmp_path: Path, console: list[str]) -> Non
         assert answer.status_code == 200, rendition["preset"]
         assert answer.headers["Content-Type"] == "image/" + rendition["format"].lower(), rendition["preset"]
         assert len(answer.content) == rendition["bytes"]
+    # The detail view has its own address, and shows the image facts.
+    assert page.url.endswith(f"#/images/{image_id}")
+    facts = page.locator("#detail dl").inner_text()
+    assert record["phash"] in facts and record["placeholder"]["dominant_color"] in facts and record["placeholder"]["blurhash"] in facts
     preview = page.locator("[data-testid=preview]")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=15_000)
     page.screenshot(path=str(ARTIFACTS / "gallery-detail.png"))
