@@ -61,6 +61,7 @@ $(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
 
 bench: $(BIN)/.bench-installed ## Time ours vs the older scripts and libvips on ../shared/corpus (BENCH_ARGS="--quick", "--corpus DIR --repeats N")
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.facts  # image facts: time per image, pHash separation (docs/performance.md)
 	$(BIN)/python -m bench.formats $(BENCH_FORMATS_ARGS)  # AVIF vs WebP per width, HEIC decode, animation (bench/results/formats.json)
 
 check: lint typecheck ## ruff and mypy

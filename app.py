@@ -8,7 +8,7 @@ from typing import Any
 
 from chalice.app import Chalice, IAMAuthorizer, Request, Response, SQSEvent
 
-from chalicelib import alerts, api, events, processing, removal, wiring
+from chalicelib import alerts, api, events, processing, removal, similar, wiring
 from chalicelib import reprocess as reprocessing
 from chalicelib.adapters import Adapters
 from chalicelib.gallery import gallery_reply
@@ -78,6 +78,12 @@ def list_images() -> Response:
 def get_image(image_id: str) -> Response:
     """One image: its catalog record, a URL per rendition, a srcset per format (AVIF, WebP, JPEG) and a ready-to-paste <picture>."""
     return _answer(lambda: api.get_image(api_context(), image_id))
+
+
+@app.route("/images/{image_id}/similar", methods=["GET"])
+def similar_images(image_id: str) -> Response:
+    """Near-duplicates of one image (the same picture re-encoded, rescaled or lightly cropped), nearest first."""
+    return _answer(lambda: similar.similar_images(api_context(), image_id))
 
 
 @app.route("/images/{image_id}", methods=["DELETE"], **WRITE_AUTH)

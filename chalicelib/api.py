@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from chalicelib import duplicates
 from chalicelib.catalog import Catalog, index_for
 from chalicelib.keys import image_id_for
 from chalicelib.links import Links
@@ -349,6 +350,7 @@ def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None) -> Re
         api.store.delete(settings.processed_bucket, keys)
     if not api.catalog.delete_version(image_id, record.updated_at or ""):
         raise ApiError(409, "conflict", "the image was reprocessed while it was being deleted; fetch it again and retry")
+    duplicates.forget(api.catalog, record, settings.duplicate_max_distance)
     source_deleted = False
     source_key = record.source_key or ""
     if with_source and source_key.startswith(settings.upload_prefix):

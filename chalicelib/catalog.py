@@ -7,12 +7,13 @@ that has since been overwritten can never clobber the newer result.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from chalicelib.duplicates import PREFIX, DynamoBandIndex, MemoryBandIndex
 from chalicelib.records import ImageRecord, from_item, to_item
 
 _CONDITION = "attribute_not_exists(image_id) OR attribute_not_exists(sequencer) OR sequencer <= :sequencer"
@@ -62,11 +63,37 @@ class Catalog(Protocol):
         `after` is a previous Page.last."""
         ...
 
+    def get_many(self, image_ids: Sequence[str]) -> list[ImageRecord]:
+        """The records of up to 100 images that exist, in one read (any order)."""
+        ...
+
+    # The near-duplicate index's band items live in the same table (chalicelib/duplicates.py).
+    def band_members(self, keys: Sequence[str]) -> set[str]: ...
+    def add_to_bands(self, keys: Sequence[str], member: str) -> None: ...
+    def remove_from_bands(self, keys: Sequence[str], member: str) -> None: ...
+
 
 class DynamoCatalog:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._db = dynamodb
         self.table = table
+        self._bands = DynamoBandIndex(dynamodb, table)
+
+    def band_members(self, keys: Sequence[str]) -> set[str]:
+        return self._bands.band_members(keys)
+
+    def add_to_bands(self, keys: Sequence[str], member: str) -> None:
+        self._bands.add_to_bands(keys, member)
+
+    def remove_from_bands(self, keys: Sequence[str], member: str) -> None:
+        self._bands.remove_from_bands(keys, member)
+
+    def get_many(self, image_ids: Sequence[str]) -> list[ImageRecord]:
+        keys = [{"image_id": {"S": i}} for i in dict.fromkeys(image_ids)][:100]
+        if not keys:
+            return []
+        items = self._bands.batch_get(keys)
+        return [from_item(item) for item in items if not item["image_id"]["S"].startswith(PREFIX)]  # band items are not images
 
     def get(self, image_id: str) -> ImageRecord | None:
         response = self._db.get_item(TableName=self.table, Key={"image_id": {"S": image_id}}, ConsistentRead=True)
@@ -141,6 +168,19 @@ class MemoryCatalog:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self.bands = MemoryBandIndex()  # the band items, apart from the records as in DynamoDB
+
+    def band_members(self, keys: Sequence[str]) -> set[str]:
+        return self.bands.band_members(keys)
+
+    def add_to_bands(self, keys: Sequence[str], member: str) -> None:
+        self.bands.add_to_bands(keys, member)
+
+    def remove_from_bands(self, keys: Sequence[str], member: str) -> None:
+        self.bands.remove_from_bands(keys, member)
+
+    def get_many(self, image_ids: Sequence[str]) -> list[ImageRecord]:
+        return [record for i in dict.fromkeys(image_ids) if (record := self.get(i)) is not None][:100]
 
     def get(self, image_id: str) -> ImageRecord | None:
         item = self.items.get(image_id)

@@ -4,12 +4,14 @@ packaged), served with a Content-Security-Policy pinned to its own inline script
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from base64 import b64encode
 from functools import cache
 from importlib import resources
 
 from chalicelib.api import Api, Reply
+from chalicelib.settings import Settings
 
 
 @cache
@@ -18,11 +20,24 @@ def gallery_page() -> str:
     return resources.files("chalicelib").joinpath("gallery.html").read_text(encoding="utf-8")
 
 
+def gallery_html(settings: Settings) -> str:
+    """The page with what it needs to know of this API: the upload limit (to refuse a
+    too-large file before asking for a form), whether writes need an API key, and the upload
+    prefix (left out of the folder a tile shows)."""
+    values = {
+        "max-upload-bytes": str(settings.max_source_bytes),
+        "write-auth": settings.write_auth,
+        "upload-prefix": settings.upload_prefix,
+    }
+    page = gallery_page()
+    for name, value in values.items():
+        tag = f'<meta name="{name}" content="{html.escape(value)}">'
+        page = re.sub(f'<meta name="{name}" content="[^"]*">', lambda _, tag=tag: tag, page, count=1)  # type: ignore[misc]
+    return page
+
+
 def gallery_reply(api: Api) -> Reply:
-    # The upload limit, so the page can refuse a too-large file before asking for a form.
-    page = gallery_page().replace(
-        '<meta name="max-upload-bytes" content="0">', f'<meta name="max-upload-bytes" content="{api.settings.max_source_bytes}">', 1
-    )
+    page = gallery_html(api.settings)
     headers = {
         "Content-Type": "text/html; charset=utf-8",
         "Cache-Control": "no-cache",

@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_PIXELS = "too_many_pixels"
     TOO_MANY_FRAMES = "too_many_frames"
     INVALID_KEY = "invalid_key"
+    DUPLICATE = "duplicate"  # a near-duplicate of an earlier image, with DUPLICATES=reject
 
 
 class SourceChanged(Exception):

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 Fit = Literal["within", "cover"]
 Format = Literal["JPEG", "WEBP", "PNG", "AVIF"]
+Crop = Literal["centre", "smart"]
 
 FORMATS: dict[str, tuple[str, str]] = {  # format -> (extension, content type)
     "JPEG": ("jpg", "image/jpeg"),
@@ -20,6 +21,7 @@ FORMATS: dict[str, tuple[str, str]] = {  # format -> (extension, content type)
     "AVIF": ("avif", "image/avif"),
 }
 _FITS = ("within", "cover")
+_CROPS = ("centre", "smart")
 
 
 def _is_int(value: object) -> bool:
@@ -35,7 +37,8 @@ class Preset:
     """One rendition: target box (None = source size), fit, format and encoder settings.
 
     `within` scales to fit inside the box (either side may be None); `cover` fills the box
-    and centre-crops. Neither ever upscales: a `within` preset wider than the source is
+    and crops: the centre, or with `crop="smart"` the window with the most detail, colour
+    and skin. Neither ever upscales: a `within` preset wider than the source is
     skipped unless `always` is set, in which case it is produced at source size.
     An `animated` preset (WebP, `within`) is made only from an animated source, with every
     frame; still sources, and ANIMATION=still, leave it out.
@@ -50,6 +53,7 @@ class Preset:
     filename: str = "{name}.{ext}"  # may use {stem}, {name}, {ext}
     always: bool = False
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    crop: Crop = "centre"
     animated: bool = False
 
     def __post_init__(self) -> None:
@@ -57,10 +61,7 @@ class Preset:
             raise PresetError(f"preset name must be a non-empty string, not {self.name!r}")
         if self.format not in FORMATS:
             raise PresetError(f"preset {self.name!r}: format must be one of {sorted(FORMATS)}")
-        if self.fit not in _FITS:
-            raise PresetError(f"preset {self.name!r}: fit must be one of {_FITS}")
-        if self.fit == "cover" and not (self.width and self.height):
-            raise PresetError(f"preset {self.name!r}: fit 'cover' needs both width and height")
+        self._check_fit()
         for side in (self.width, self.height):
             if side is not None and not (_is_int(side) and side > 0):
                 raise PresetError(f"preset {self.name!r}: width and height must be positive integers, not {side!r}")
@@ -83,6 +84,16 @@ class Preset:
         if self.animated and (self.format != "WEBP" or self.fit != "within"):
             raise PresetError(f"preset {self.name!r}: animated presets are WEBP with fit 'within'")
 
+    def _check_fit(self) -> None:
+        if self.fit not in _FITS:
+            raise PresetError(f"preset {self.name!r}: fit must be one of {_FITS}")
+        if self.crop not in _CROPS:
+            raise PresetError(f"preset {self.name!r}: crop must be one of {_CROPS}")
+        if self.crop != "centre" and self.fit != "cover":
+            raise PresetError(f"preset {self.name!r}: crop {self.crop!r} needs fit 'cover'")
+        if self.fit == "cover" and not (self.width and self.height):
+            raise PresetError(f"preset {self.name!r}: fit 'cover' needs both width and height")
+
     @property
     def extension(self) -> str:
         return FORMATS[self.format][0]
@@ -95,16 +106,19 @@ class Preset:
         return self.filename.format(stem=stem, name=self.name, ext=self.extension)
 
     def as_dict(self) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in fields(self)} | {"options": dict(self.options)}
-        if not self.animated:  # absent when off: profiles without animation keep their version
-            del values["animated"]
-        return values
+        data = {f.name: getattr(self, f.name) for f in fields(self)} | {"options": dict(self.options)}
+        # Defaults are left out: profiles without smart crops or animation keep their version.
+        if self.crop == "centre":
+            del data["crop"]
+        if not self.animated:
+            del data["animated"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preset:
         if not isinstance(data, Mapping):
             raise PresetError(f"a preset must be an object, not {data!r}")
-        known = {"name", "format", "width", "height", "fit", "quality", "filename", "always", "options", "animated"}
+        known = {"name", "format", "width", "height", "fit", "quality", "filename", "always", "options", "crop", "animated"}
         unknown = set(data) - known
         if unknown:
             raise PresetError(f"unknown preset fields {sorted(unknown)}")
@@ -112,6 +126,8 @@ class Preset:
             raise PresetError("every preset needs 'name' and 'format'")
         values = dict(data)
         values["format"] = str(values["format"]).upper().replace("JPG", "JPEG")
+        if values.get("crop") == "center":  # either spelling in a JSON file
+            values["crop"] = "centre"
         return cls(**values)
 
 
@@ -183,7 +199,16 @@ WEB = Profile(
     "web",
     (
         Preset(
-            "thumbnail", "JPEG", width=150, height=150, fit="cover", quality=82, filename="thumbnail.jpg", always=True, options=_JPEG_SMALL
+            "thumbnail",
+            "JPEG",
+            width=150,
+            height=150,
+            fit="cover",
+            quality=82,
+            filename="thumbnail.jpg",
+            always=True,
+            options=_JPEG_SMALL,
+            crop="smart",
         ),
         *_ladder((320, 1024, 2048)),
         *_animated((320, 1024, 2048)),

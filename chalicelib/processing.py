@@ -8,10 +8,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from chalicelib import renditions
+from chalicelib import duplicates, renditions
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
+from chalicelib.facts import Facts, compute_facts
 from chalicelib.imaging import render
 from chalicelib.keys import image_id_for, output_folder, source_stem
 from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
@@ -56,6 +58,8 @@ class Attempt:
     timings: dict[str, float] = field(default_factory=dict)
     source: SourceObject | None = None
     previous: ImageRecord | None = None
+    facts: Facts | None = None
+    duplicate_of: str | None = None
 
     def base_record(self, now: str, status: Status) -> ImageRecord:
         """What every record of an attempt says: the source, the profile, the times."""
@@ -136,10 +140,42 @@ def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.Ren
         writer.abandon()
         raise
     attempt.timed("render", mark)
+    _facts(attempt, result)
+    if attempt.duplicate_of and settings.duplicates == "reject":
+        writer.abandon()
+        raise RejectedInput(ErrorCode.DUPLICATE, f"a near-duplicate of image {attempt.duplicate_of} (DUPLICATES=reject)")
     mark = time.perf_counter()
     stored = writer.finish(result.renditions)
     attempt.timed("write", mark)  # only the uploads still running when the last encode ended
     return result, stored
+
+
+def _facts(attempt: Attempt, result: render.RenderResult) -> None:
+    """Placeholder and perceptual hash from the renderer's small copy, and the earliest image
+    this one nearly duplicates (one read of the index). The index failing costs the flag only."""
+    if result.preview is None:
+        return
+    mark = time.perf_counter()
+    adapters = attempt.adapters
+    attempt.facts = facts = compute_facts(result.preview)
+    since = (attempt.previous.created_at if attempt.previous else None) or adapters.now()
+    entry = duplicates.Entry(attempt.image_id, facts.phash, since)
+    found: list[duplicates.Match] = []
+
+    def look() -> None:
+        found.extend(duplicates.lookup(adapters.catalog, entry, adapters.settings.duplicate_max_distance))
+
+    best_effort(look, "look up near-duplicates")
+    attempt.duplicate_of = duplicates.original_of(entry, found)
+    attempt.timed("facts", mark)
+
+
+def _facts_fields(attempt: Attempt) -> dict[str, Any]:
+    """The record's and the event's facts fields (absent when unknown)."""
+    if attempt.facts is None:
+        return {}
+    fields = {"placeholder": attempt.facts.placeholder.as_dict(), "phash": attempt.facts.phash}
+    return fields | ({"duplicate_of": attempt.duplicate_of} if attempt.duplicate_of else {})
 
 
 def _check_size(source: SourceObject, limit: int) -> None:
@@ -166,6 +202,7 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
         notes=tuple(result.notes) or None,
         camera=result.source.camera.as_dict() or None,
         processed_at=now,
+        **_facts_fields(attempt),
     )
     total_bytes = sum(r.bytes for r in stored)
     summary = {
@@ -182,8 +219,8 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
         "image.processed",
         summary,
         f"Processed {short(upload.key)}: {len(stored)} renditions",
-        published={"renditions": record.public_view()["renditions"], "renditions_bytes": total_bytes},
-        logged={"key": upload.key, "renditions": len(stored), "bytes_written": total_bytes},
+        published={"renditions": record.public_view()["renditions"], "renditions_bytes": total_bytes, **_facts_fields(attempt)},
+        logged={"key": upload.key, "renditions": len(stored), "bytes_written": total_bytes, "duplicate_of": attempt.duplicate_of},
         metrics={"ImagesProcessed": (1, "Count"), "RenditionsWritten": (len(stored), "Count"), "BytesWritten": (total_bytes, "Bytes")},
         started=attempt.started,
         timings=attempt.timings,
@@ -193,6 +230,7 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
 
     def recorded() -> None:
         renditions.delete_stale(adapters, attempt.previous, {r.key for r in stored})
+        _reindex(adapters, attempt.previous, record)
         attempt.timed("record", mark)
 
     try:
@@ -226,7 +264,13 @@ def _yield_to_newer(attempt: Attempt, written: Sequence[RenditionRecord]) -> Upl
 def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
     adapters, upload = attempt.adapters, attempt.upload
     now = adapters.now()
-    record = replace(attempt.base_record(now, Status.REJECTED), error_code=rejection.code.value, error=rejection.message, rejected_at=now)
+    record = replace(
+        attempt.base_record(now, Status.REJECTED),
+        error_code=rejection.code.value,
+        error=rejection.message,
+        rejected_at=now,
+        **(_facts_fields(attempt) if rejection.code == ErrorCode.DUPLICATE else {}),
+    )
     details = {
         "image_id": attempt.image_id,
         "source_bucket": upload.bucket,
@@ -249,10 +293,18 @@ def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
 
     def unserve() -> None:  # an earlier good version of this key must not keep serving renditions
         renditions.delete_stale(adapters, attempt.previous, ())
+        _reindex(adapters, attempt.previous, None)
 
     if not announce(adapters, notice, record=record, then=unserve, tag=attempt.source, now=now):
         return ignored(adapters, upload, NEWER_RECORDED, attempt.image_id)
     return Outcome(Status.REJECTED.value, upload.key, attempt.image_id, reason=rejection.message, record=record)
+
+
+def _reindex(adapters: Adapters, before: ImageRecord | None, after: ImageRecord | None) -> None:
+    """The near-duplicate index follows the record; failing to update it is logged, not fatal
+    (the image is then not found as an original through the bands that failed)."""
+    distance = adapters.settings.duplicate_max_distance
+    best_effort(lambda: duplicates.reindex(adapters.catalog, before, after, distance), "update the near-duplicate index")
 
 
 def _fail(attempt: Attempt, exc: BaseException) -> None:

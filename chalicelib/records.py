@@ -76,6 +76,11 @@ class ImageRecord:
     rejected_at: str | None = None
     removing: tuple[str, ...] | None = None  # a tombstone's files until they are gone
     deleted_at: str | None = None
+    # Image facts (chalicelib/facts, chalicelib/duplicates): {blurhash, dominant_color, lqip},
+    # the 64-bit perceptual hash (16 hex digits), the earlier image this one nearly duplicates.
+    placeholder: Mapping[str, str] | None = None
+    phash: str | None = None
+    duplicate_of: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:

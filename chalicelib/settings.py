@@ -19,6 +19,13 @@ DEFAULT_PRESIGN_EXPIRY = 900
 MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 WRITE_AUTH_MODES = ("none", "api_key", "iam")
 DEFAULT_REPROCESS_QUEUE = "image-pipeline-reprocess"
+DUPLICATE_MODES = ("flag", "reject")
+# Measured by bench/facts.py on the corpus (tests/unit/test_facts.py checks it): a photo and
+# its variants (JPEG q50-q90, downscaled to 25-75%, 5% cropped) are at most 12 bits of pHash
+# apart, two different photos at least 22. 14 sits 2 bits over the worst variant (a
+# median-split hash moves in steps of 2) and 8 under the nearest different pair.
+DEFAULT_DUPLICATE_MAX_DISTANCE = 14
+MAX_DUPLICATE_DISTANCE = 24  # past this, unrelated photos match (and each band is 2 bits)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -52,6 +59,8 @@ class Settings:
     write_auth: str = "none"
     presign_expiry: int = DEFAULT_PRESIGN_EXPIRY
     api_debug: bool = False
+    duplicates: str = "flag"  # a near-duplicate is flagged (duplicate_of) or, with "reject", rejected
+    duplicate_max_distance: int = DEFAULT_DUPLICATE_MAX_DISTANCE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,7 +89,11 @@ class Settings:
             write_auth=_choice(env, "WRITE_AUTH", WRITE_AUTH_MODES, "none"),
             presign_expiry=_positive_int(env, "PRESIGN_EXPIRY_SECONDS", DEFAULT_PRESIGN_EXPIRY),
             api_debug=_bool(env, "API_DEBUG", False),
+            duplicates=_choice(env, "DUPLICATES", DUPLICATE_MODES, "flag"),
+            duplicate_max_distance=_positive_int(env, "DUPLICATE_MAX_DISTANCE", DEFAULT_DUPLICATE_MAX_DISTANCE, allow_zero=True),
         )
+        if settings.duplicate_max_distance > MAX_DUPLICATE_DISTANCE:
+            raise SettingsError(f"DUPLICATE_MAX_DISTANCE={settings.duplicate_max_distance} exceeds {MAX_DUPLICATE_DISTANCE} bits of 64")
         if settings.presign_expiry > MAX_PRESIGN_EXPIRY:
             raise SettingsError(f"PRESIGN_EXPIRY_SECONDS={settings.presign_expiry} exceeds {MAX_PRESIGN_EXPIRY} (7 days, the SigV4 limit)")
         if settings.api_debug and not settings.endpoint_url:
@@ -131,6 +144,8 @@ class Settings:
             "write_auth": self.write_auth,
             "presign_expiry_seconds": self.presign_expiry,
             "local_endpoint": self.endpoint_url is not None,
+            "duplicates": self.duplicates,
+            "duplicate_max_distance": self.duplicate_max_distance,
         }
 
 
@@ -144,6 +159,8 @@ LOCAL_OVERRIDABLE = (
     "MAX_ANIMATION_PIXELS",
     "ANIMATION",
     "MAX_WORKERS",
+    "DUPLICATES",
+    "DUPLICATE_MAX_DISTANCE",
 )
 
 

@@ -90,6 +90,21 @@ _RECORD_PROPERTIES = {
     "error_code": {"type": "string"},
     "error": {"type": "string"},
     "updated_at": {"type": "string"},
+    "placeholder": {
+        "type": "object",
+        "description": "shown while the image loads (docs: image facts)",
+        "properties": {
+            "blurhash": {"type": "string", "description": "BlurHash, 4x3 components (3x4 for a portrait image)"},
+            "dominant_color": {"type": "string", "pattern": "^#[0-9a-f]{6}$", "description": "the largest colour cluster"},
+            "lqip": {"type": "string", "description": "data:image/webp;base64,... of a blurred preview, at most 1 KB"},
+        },
+    },
+    "phash": {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "64-bit DCT perceptual hash"},
+    "duplicate_of": {
+        "type": "string",
+        "pattern": "^[0-9a-f]{32}$",
+        "description": "the earliest image within DUPLICATE_MAX_DISTANCE bits of phash; absent when none",
+    },
 }
 _IMAGE = {
     "type": "object",
@@ -120,6 +135,26 @@ _LIST = {
     "properties": {
         "items": {"type": "array", "items": {"$ref": "#/definitions/ImageSummary"}},
         "next": {"type": "string", "x-nullable": True, "description": "pass as ?next= for the following page; null on the last page"},
+    },
+}
+_SIMILAR = {
+    "type": "object",
+    "required": ["image_id", "max_distance", "items"],
+    "properties": {
+        "image_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "phash": {"type": "string", "x-nullable": True},
+        "max_distance": {"type": "integer", "description": "DUPLICATE_MAX_DISTANCE in force"},
+        "items": {
+            "type": "array",
+            "maxItems": 20,
+            "description": "nearest first, then earliest",
+            "items": {
+                "allOf": [
+                    {"$ref": "#/definitions/ImageSummary"},
+                    {"type": "object", "required": ["distance"], "properties": {"distance": {"type": "integer", "minimum": 0}}},
+                ]
+            },
+        },
     },
 }
 _UPLOAD_REQUEST = {
@@ -188,6 +223,7 @@ DEFINITIONS = {
     "Image": _IMAGE,
     "ImageSummary": _SUMMARY,
     "ImageList": _LIST,
+    "Similar": _SIMILAR,
     "UploadRequest": _UPLOAD_REQUEST,
     "Upload": _UPLOAD,
     "Deleted": _DELETED,
@@ -241,6 +277,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/images/{image_id}", "get"): {
         "parameters": [_ID],
         "responses": {"200": {"description": "the image", "schema": _ref("Image")}, **_errors(400, 404, 500)},
+    },
+    ("/images/{image_id}/similar", "get"): {
+        "parameters": [_ID],
+        "responses": {"200": {"description": "its near-duplicates", "schema": _ref("Similar")}, **_errors(400, 404, 500)},
     },
     ("/images/{image_id}", "delete"): {
         "parameters": [_ID, {"name": "source", "in": "query", "type": "boolean", "description": "also delete the uploaded source"}],

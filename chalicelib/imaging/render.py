@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image
 
@@ -33,6 +33,9 @@ class RenderResult:
     renditions: tuple[Rendition, ...]
     skipped: tuple[str, ...]  # presets not produced (source too small), by name
     notes: tuple[str, ...] = ()
+    # The whole picture, upright and sRGB, at the smallest size made (>= PREVIEW_MIN px a side
+    # when possible): what the image facts are computed from, at no extra decode or resize.
+    preview: Image.Image | None = field(default=None, compare=False, repr=False)
 
 
 def plan(profile: Profile, source: tuple[int, int]) -> tuple[list[Plan], list[str], list[str]]:
@@ -117,22 +120,23 @@ def render(
     source = SourceInfo(format=source_format, width=display[0], height=display[1], mode=image.mode, frames=frames, camera=camera)
 
     if not plans:  # every preset is wider than the source: nothing to make, but corrupt data is still refused
-        codec.load(image, (1, 1))  # the whole stream is still read; a JPEG at 1/8 scale
+        tiny = codec.load(image, (1, 1))  # the whole stream is still read; a JPEG at 1/8 scale
         moved = animation.render(data, source_format, moving, stem, on_rendition) if moving else []
-        return RenderResult(source, tuple(moved), tuple(skipped), tuple(notes))
+        return RenderResult(source, tuple(moved), tuple(skipped), tuple(notes), preview=_Renderer(tiny, orientation, None).finish(tiny))
     base = codec.load(image, _draft_request(plans, transposed))
     if base.mode not in _RESAMPLE_MODES:
         base = steps.to_srgb(base)  # palette, alpha, 16-bit: normalise before any resampling
         base.info.clear()  # colour is done: the profile must not be applied twice
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render") if workers > 1 else None
+    renderer = _Renderer(base, orientation, pool)
     try:
-        renditions = _Renderer(base, orientation, pool).run(plans, stem, on_rendition)
+        renditions = renderer.run(plans, stem, on_rendition)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     if moving:  # after the stills: their poster is frame 0 of the image decoded above
         renditions += tuple(animation.render(data, source_format, moving, stem, on_rendition))
-    return RenderResult(source, renditions, tuple(skipped), tuple(notes))
+    return RenderResult(source, renditions, tuple(skipped), tuple(notes), preview=renderer.preview())
 
 
 def _animated_targets(
@@ -149,6 +153,7 @@ def _animated_targets(
     return targets
 
 
+PREVIEW_MIN = 64
 # Modes that resample correctly as decoded; colour and orientation are applied afterwards.
 _RESAMPLE_MODES = frozenset({"RGB", "L", "CMYK"})
 # The first, largest reduction is shared by the threads in strips, from 1 MP of output up.
@@ -170,10 +175,20 @@ class _Renderer:
         self.base = base
         self.orientation = orientation
         self.pool = pool
+        self.made: dict[tuple[int, int], Image.Image] = {}  # whole-picture images, upright and sRGB
+
+    def preview(self) -> Image.Image | None:
+        """The smallest whole-picture image made that is PREVIEW_MIN px a side (else the largest)."""
+        if not self.made:
+            return None
+        big_enough = [im for im in self.made.values() if min(im.size) >= PREVIEW_MIN]
+        if big_enough:
+            return min(big_enough, key=lambda im: im.size[0] * im.size[1])
+        return max(self.made.values(), key=lambda im: im.size[0] * im.size[1])
 
     def run(self, plans: Sequence[Plan], stem: str, on_rendition: Callable[[Rendition], None] | None) -> tuple[Rendition, ...]:
         order = sorted(range(len(plans)), key=lambda i: plans[i].scaled[0] * plans[i].scaled[1], reverse=True)
-        made: dict[tuple[int, int], Image.Image] = {}
+        made = self.made
         jobs: dict[int, Callable[[], Rendition]] = {}
         futures: dict[int, Future[Rendition]] = {}
         stored = self._stored_size
@@ -186,9 +201,9 @@ class _Renderer:
                 if candidates:
                     start = steps.resize(min(candidates, key=lambda im: im.size[0] * im.size[1]), item.scaled)
                 else:
-                    start = self._finish(self._resize(self.base, stored(item.scaled)))
+                    start = self.finish(self._resize(self.base, stored(item.scaled)))
                 made[item.scaled] = start
-            output = steps.cover(start, item.size) if item.preset.fit == "cover" else start
+            output = steps.cover(start, item.size, item.preset.crop) if item.preset.fit == "cover" else start
             jobs[index] = _encoder(item, output, stem, on_rendition)
             if self.pool is not None:
                 futures[index] = self.pool.submit(jobs[index])
@@ -199,7 +214,7 @@ class _Renderer:
     def _stored_size(self, size: tuple[int, int]) -> tuple[int, int]:
         return (size[1], size[0]) if self.orientation in (5, 6, 7, 8) else size
 
-    def _finish(self, image: Image.Image) -> Image.Image:
+    def finish(self, image: Image.Image) -> Image.Image:
         """Upright and sRGB, with no metadata left on the pixels."""
         out = steps.to_srgb(steps.apply_orientation(image, self.orientation))
         out.info.clear()

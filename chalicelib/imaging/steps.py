@@ -9,6 +9,7 @@ from typing import cast
 
 from PIL import Image, ImageCms, ImageOps
 
+from chalicelib.imaging import smartcrop
 from chalicelib.models import CameraSummary
 
 LANCZOS = Image.Resampling.LANCZOS
@@ -228,8 +229,9 @@ def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return reduced.resize(size, LANCZOS, box=box)
 
 
-def cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Fill `size` exactly, cropping the centre (ImageOps.fit).
+def cover(image: Image.Image, size: tuple[int, int], crop: str = "centre") -> Image.Image:
+    """Fill `size` exactly, cropping the centre (ImageOps.fit), or with `crop="smart"` the
+    window with the most detail, colour and skin (smartcrop.py).
 
     When one side already fits (the image was scaled to `cover_scaled`), only a crop is left:
     it is done at whole pixels. ImageOps.fit would resample at a half-pixel offset (37.5 px
@@ -237,11 +239,12 @@ def cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """
     if image.size == size:
         return image
+    centre = smartcrop.centering(image, size) if crop == "smart" else (0.5, 0.5)
     width, height = image.size
     if (width == size[0] and height >= size[1]) or (height == size[1] and width >= size[0]):
-        left, top = (width - size[0]) // 2, (height - size[1]) // 2
+        left, top = int((width - size[0]) * centre[0]), int((height - size[1]) * centre[1])
         return image.crop((left, top, left + size[0], top + size[1]))
-    return ImageOps.fit(image, size, LANCZOS, centering=(0.5, 0.5))
+    return ImageOps.fit(image, size, LANCZOS, centering=centre)
 
 
 # --- geometry ---------------------------------------------------------------------------

@@ -389,3 +389,28 @@ def test_notifier_publishes_by_topic_name_or_arn(publisher: Publisher) -> None:
 def test_notifier_makes_any_subject_one_sns_accepts(publisher: Publisher, subject: str, sent: str) -> None:
     publisher.adapter.publish(TOPIC, subject=subject, message="m", attributes={})
     assert [s.subject for s in publisher.sent()] == [sent]
+
+
+# --- the near-duplicate index's band items (chalicelib/duplicates.py) ----------------------
+
+
+def test_catalog_band_sets_add_read_and_remove_members(catalog: Catalog) -> None:
+    keys = ["phash#d14.0.a", "phash#d14.1.b"]
+    catalog.add_to_bands(keys, "2026|aaaa|img1")
+    catalog.add_to_bands(keys[:1], "2026|bbbb|img2")
+    catalog.add_to_bands(keys[:1], "2026|bbbb|img2")  # a set: adding twice keeps one
+    assert catalog.band_members(keys) == {"2026|aaaa|img1", "2026|bbbb|img2"}
+    assert catalog.band_members(keys[1:]) == {"2026|aaaa|img1"}
+    catalog.remove_from_bands(keys, "2026|aaaa|img1")
+    catalog.remove_from_bands(keys, "2026|aaaa|img1")  # removing what is gone is harmless
+    assert catalog.band_members(keys) == {"2026|bbbb|img2"}
+    assert catalog.band_members(["phash#d14.9.f"]) == set()
+
+
+def test_catalog_band_items_are_not_images(catalog: Catalog) -> None:
+    catalog.put(record("img1", "2026-01-01T00:00:01.000+00:00"))
+    catalog.add_to_bands(["phash#d14.0.a"], "2026|aaaa|img1")
+    assert catalog.list_images(status=None, limit=10).items == [catalog.get("img1")]
+    assert catalog.list_images(status="processed", limit=10).items == [catalog.get("img1")]
+    assert [r.image_id for r in catalog.get_many(["img1", "phash#d14.0.a", "missing", "img1"])] == ["img1"]
+    assert catalog.get_many([]) == []

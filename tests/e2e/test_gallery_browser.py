@@ -6,10 +6,10 @@ thumbnail, open the detail view and read every rendition. Screenshots go to test
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,24 +19,9 @@ import requests
 
 from tests.conftest import CORPUS, FIXTURES, ROOT
 from tests.e2e.test_local_stack import Stack
+from tests.support.browser import ARTIFACTS, chromium
 
 pytestmark = pytest.mark.slow
-
-# CHROMIUM=/path/to/chrome to use another build (e.g. chromium-browser elsewhere).
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
-# Flags for a sandboxed CI container: no GPU, no first-run or background traffic (no network
-# beyond loopback in tests).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @dataclass(frozen=True)
@@ -51,17 +36,8 @@ def _photo() -> Path:
 
 
 @pytest.fixture
-def browser() -> Any:
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium; .ci/run does it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        # Debian's browser, not `playwright install`: no download, and it is what CI installs.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def browser() -> Iterator[Any]:
+    yield from chromium()
 
 
 @pytest.fixture
@@ -136,6 +112,9 @@ def walk_through(page: Any, api: str, tmp_path: Path, console: list[str]) -> Non
     thumbnail.wait_for(timeout=60_000)
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle(), timeout=15_000)
     assert thumbnail.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [150, 150]
+    # Until it loaded, the thumbnail sat on the image's BlurHash, over its dominant colour.
+    assert tile.locator(".frame canvas[data-testid=blurhash]").count() == 1
+    assert re.fullmatch(r"#[0-9a-f]{6}", tile.locator(".frame").get_attribute("data-placeholder") or "")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "gallery-grid.png"), full_page=True)
 
@@ -163,6 +142,10 @@ def walk_through(page: Any, api: str, tmp_path: Path, console: list[str]) -> Non
         assert answer.status_code == 200, rendition["preset"]
         assert answer.headers["Content-Type"] == "image/" + rendition["format"].lower(), rendition["preset"]
         assert len(answer.content) == rendition["bytes"]
+    # The detail view has its own address, and shows the image facts.
+    assert page.url.endswith(f"#/images/{image_id}")
+    facts = page.locator("#detail dl").inner_text()
+    assert record["phash"] in facts and record["placeholder"]["dominant_color"] in facts and record["placeholder"]["blurhash"] in facts
     preview = page.locator("[data-testid=preview]")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=15_000)
     # <picture>: Chromium decodes AVIF, so it takes the first <source>; the <img> reserves its box.

@@ -3,6 +3,7 @@ its two indexes, real uploads processed by the real handler."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from base64 import b64decode, urlsafe_b64encode
@@ -424,3 +425,38 @@ def test_sources_deleted_by_their_owner_leave_the_listing(aws: dict[str, Any], c
     assert [(i["image_id"], i["status"], i["thumbnail_url"]) for i in tombstones["items"]] == [(gone["image_id"], "deleted", None)]
     status, image = call(client, "GET", f"/images/{gone['image_id']}")
     assert status == 200 and image["status"] == "deleted" and image["renditions"] == []
+
+
+def _smaller_copy(data: bytes) -> bytes:
+    """The same photo re-encoded at JPEG quality 70 and half the size, as users re-upload it."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    out = io.BytesIO()
+    image.resize((image.size[0] // 2, image.size[1] // 2)).save(out, "JPEG", quality=70)
+    return out.getvalue()
+
+
+def test_image_facts_and_near_duplicates(aws: dict[str, Any], client: Any, operations: list[str]) -> None:
+    photo = fixture_bytes("orient_landscape_1.jpg")
+    first = upload_and_process(aws, client, "beach.jpg", photo)["image_id"]
+    copy = upload_and_process(aws, client, "beach-small.jpg", _smaller_copy(photo))["image_id"]
+    other = upload_and_process(aws, client, "paper.png", fixture_bytes("alpha_paper_2048x1536.png"), "image/png")["image_id"]
+    _, record = call(client, "GET", f"/images/{copy}")
+    assert set(record["placeholder"]) == {"blurhash", "dominant_color", "lqip"} and re.fullmatch(r"[0-9a-f]{16}", record["phash"])
+    assert record["duplicate_of"] == first
+    _, listing = call(client, "GET", "/images")
+    assert {i["image_id"]: i.get("duplicate_of") for i in listing["items"]} == {first: None, copy: first, other: None}
+
+    operations.clear()
+    status, similar = call(client, "GET", f"/images/{first}/similar")
+    assert status == 200 and [(i["image_id"], i["distance"] <= similar["max_distance"]) for i in similar["items"]] == [(copy, True)]
+    assert similar["items"][0]["thumbnail_url"].startswith("http")
+    assert sorted(operations) == ["BatchGetItem", "BatchGetItem", "GetItem"]  # the record, its bands, the matches: no Scan
+    assert call(client, "GET", f"/images/{other}/similar")[1]["items"] == []
+    assert call(client, "GET", f"/images/{'0' * 32}/similar")[0] == 404
+    assert call(client, "GET", "/images/nope/similar")[0] == 400
+
+    # Deleting the original takes it out of the index: the copy has no near-duplicate left.
+    assert call(client, "DELETE", f"/images/{first}")[0] == 200
+    assert call(client, "GET", f"/images/{copy}/similar")[1]["items"] == []

@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 from tools import openapi
 
 WRITES = {("/uploads", "POST"), ("/images/{image_id}", "DELETE")}
-READS = {("/", "GET"), ("/images", "GET"), ("/images/{image_id}", "GET"), ("/health", "GET")}
+READS = {("/", "GET"), ("/images", "GET"), ("/images/{image_id}", "GET"), ("/images/{image_id}/similar", "GET"), ("/health", "GET")}
 
 
 def routes(module: Any) -> dict[tuple[str, str], Any]:

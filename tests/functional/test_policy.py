@@ -32,6 +32,9 @@ ACTIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("dynamodb", "GetItem"): ("dynamodb:GetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
     ("dynamodb", "PutItem"): ("dynamodb:PutItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
     ("dynamodb", "DeleteItem"): ("dynamodb:DeleteItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
+    # the near-duplicate index: band items in the catalog table (ADD/DELETE on a set, one batch read)
+    ("dynamodb", "UpdateItem"): ("dynamodb:UpdateItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
+    ("dynamodb", "BatchGetItem"): ("dynamodb:BatchGetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
     ("sns", "Publish"): ("sns:Publish", "{TopicArn}"),
     ("sts", "GetCallerIdentity"): ("", ""),  # always allowed, needs no permission
     ("s3", "PresignedPost"): ("s3:PutObject", "arn:aws:s3:::{Bucket}/{Key}"),  # recorded by the fixture: a form, no API call
@@ -201,7 +204,13 @@ def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str,
                 "process_upload", client.events.generate_s3_event(bucket=settings.upload_bucket, key=quote_plus(ticket["key"]))
             )
             role[0] = "api"
-            for path in ("/images", "/images?status=processed", f"/images/{ticket['image_id']}", "/health"):
+            for path in (
+                "/images",
+                "/images?status=processed",
+                f"/images/{ticket['image_id']}",
+                f"/images/{ticket['image_id']}/similar",
+                "/health",
+            ):
                 assert client.http.get(path).status_code == 200, path
             assert client.http.delete(f"/images/{ticket['image_id']}?source=true").status_code == 200
         yield calls
@@ -217,6 +226,10 @@ def test_every_call_the_code_makes_is_allowed(prod_calls: list[tuple[str, str, s
         ("handlers", "s3", "DeleteObjects"),
         ("handlers", "sns", "Publish"),
         ("handlers", "dynamodb", "PutItem"),
+        ("handlers", "dynamodb", "UpdateItem"),
+        ("handlers", "dynamodb", "BatchGetItem"),
+        ("api", "dynamodb", "BatchGetItem"),
+        ("api", "dynamodb", "UpdateItem"),
         ("api", "dynamodb", "Query"),
         ("api", "dynamodb", "DescribeTable"),
         ("api", "dynamodb", "DeleteItem"),
@@ -236,6 +249,8 @@ def test_every_call_the_code_makes_is_allowed(prod_calls: list[tuple[str, str, s
             continue
         if operation in ("Publish", "GetTopicAttributes") and not params["TopicArn"].startswith("arn:"):
             params["TopicArn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{params['TopicArn']}"
+        if operation == "BatchGetItem":
+            (params["TableName"],) = params["RequestItems"]  # one table per batch here
         keys = [o["Key"] for o in params["Delete"]["Objects"]] if operation == "DeleteObjects" else [params.get("Key")]
         for key in keys:
             resource = template.format(**{**params, "Key": key})

@@ -4,6 +4,7 @@ only proves the script runs end to end and writes a usable result, on one small 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,12 @@ def test_bench_runs_on_one_fixture(tmp_path: Path, capsys: pytest.CaptureFixture
     corpus_goals = [g for g in result["goals"] if g["goal"][0] in "123"]
     assert corpus_goals and all(g["pass"] is None and "not a verdict" in g["value"] for g in corpus_goals)
     assert any(g["goal"].startswith("5.") and g["pass"] is not None for g in result["goals"])
+
+
+def test_facts_bench_prints_times_and_the_phash_separation(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import facts
+
+    facts.main(["--corpus", str(FIXTURES), "--side", "256"])
+    out = capsys.readouterr().out
+    assert "orient_landscape_1.jpg" in out and "orient_landscape_6.jpg" not in out  # one photo of each orientation set
+    assert re.search(r"pHash: same photo, largest distance \d+ .*; different photos, smallest \d+", out), out

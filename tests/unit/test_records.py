@@ -37,6 +37,9 @@ PROCESSED = ImageRecord(
     notes=("an ICC profile was converted to sRGB",),
     camera={"make": "Canon", "model": "EOS"},
     processed_at="2026-01-02T03:04:05.000+00:00",
+    placeholder={"blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj", "dominant_color": "#3d3a31", "lqip": "data:image/webp;base64,UklGRg=="},
+    phash="8c97878782733379",
+    duplicate_of="0" * 32,
 )
 
 
@@ -80,16 +83,16 @@ def test_unknown_fields_load_and_are_written_back_unchanged() -> None:
     """A record written by a newer version (a field this code does not know, in the image and
     in a rendition) loads, keeps those fields, and a rewrite does not drop them."""
     item: dict[str, Any] = to_item(PROCESSED)
-    item["phash"] = {"S": "f0f0"}
+    item["sharpness"] = {"S": "f0f0"}
     item["ratio"] = {"N": "1.5"}
     item["renditions"]["L"][0]["M"]["blurhash"] = {"S": "LEHV6n"}
     loaded = from_item(item)
-    assert loaded.extra == {"phash": "f0f0", "ratio": 1.5}
+    assert loaded.extra == {"sharpness": "f0f0", "ratio": 1.5}
     assert loaded.renditions is not None and loaded.renditions[0].extra == {"blurhash": "LEHV6n"}
     assert replace(loaded, extra={}, renditions=PROCESSED.renditions) == PROCESSED
     assert to_item(loaded) == item
     view = loaded.public_view()
-    assert view["phash"] == "f0f0" and view["renditions"][0]["blurhash"] == "LEHV6n"
+    assert view["sharpness"] == "f0f0" and view["renditions"][0]["blurhash"] == "LEHV6n"
 
 
 def test_a_record_with_only_an_id_loads() -> None:
