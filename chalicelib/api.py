@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from chalicelib.catalog import Catalog, index_for
+from chalicelib.identity import UPLOADED_BY, Caller
 from chalicelib.keys import image_id_for
 from chalicelib.links import Links
 from chalicelib.models import Status
@@ -256,7 +257,7 @@ def srcsets(profile: Profile, renditions: list[dict[str, Any]]) -> dict[str, str
 # --- POST /uploads -----------------------------------------------------------------------
 
 
-def create_upload(api: Api, raw_body: bytes | str | None) -> Reply:
+def create_upload(api: Api, raw_body: bytes | str | None, caller: Caller | None = None) -> Reply:
     request = _json_object(raw_body)
     filename = request.get("filename")
     if not isinstance(filename, str) or not filename.strip():
@@ -279,6 +280,7 @@ def create_upload(api: Api, raw_body: bytes | str | None) -> Reply:
         content_type=content_type,
         max_bytes=api.settings.max_source_bytes,
         expires=api.settings.presign_expiry,
+        metadata=form_metadata(api, caller),
     )
     image_id = image_id_for(key)
     body = {
@@ -290,6 +292,12 @@ def create_upload(api: Api, raw_body: bytes | str | None) -> Reply:
         "status_url": f"images/{image_id}",
     }
     return Reply(201, body)
+
+
+def form_metadata(api: Api, caller: Caller | None) -> dict[str, str]:
+    """The form's x-amz-meta-* fields, pinned by its policy: who asked for it (WRITE_AUTH=cognito),
+    so processing records `uploaded_by` and DELETE can tell the owner."""
+    return {UPLOADED_BY: caller.sub} if caller is not None else {}
 
 
 def _json_object(raw: bytes | str | None) -> dict[str, Any]:
@@ -348,9 +356,10 @@ def upload_key(prefix: str, filename: str, when: datetime, unique: str) -> str:
 # --- DELETE /images/{image_id} -----------------------------------------------------------
 
 
-def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None) -> Reply:
+def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None, caller: Caller | None = None) -> Reply:
     with_source = _flag((query or {}).get("source"), "source")
     record = _existing(api, image_id)
+    check_owner(api.settings, record, caller)
     settings = api.settings
     keys = [r.key for r in record.renditions or ()]
     # Renditions first: if anything fails after this the record still lists them and a retry
@@ -367,6 +376,18 @@ def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None) -> Re
     return json_reply({"image_id": image_id, "deleted": {"record": True, "renditions": len(keys), "source": source_deleted}})
 
 
+def check_owner(settings: Settings, record: ImageRecord, caller: Caller | None) -> None:
+    """With WRITE_AUTH=cognito a user deletes only their own uploads; members of
+    COGNITO_ADMIN_GROUP delete any (also uploads that did not come through a form)."""
+    if settings.write_auth != "cognito":
+        return
+    if caller is None:
+        raise ApiError(401, "unauthorized", "sign in to delete images")
+    if caller.in_group(settings.admin_group) or (record.uploaded_by is not None and record.uploaded_by == caller.sub):
+        return
+    raise ApiError(403, "forbidden", "you can delete only images you uploaded")
+
+
 def _flag(raw: str | None, name: str) -> bool:
     if raw is None:
         return False
@@ -376,24 +397,3 @@ def _flag(raw: str | None, name: str) -> bool:
     if value in _FALSE:
         return False
     raise bad_request(name, f"{name} must be true or false")
-
-
-# --- GET /health -------------------------------------------------------------------------
-
-
-def health(api: Api) -> Reply:
-    settings = api.settings
-    checks = {
-        "upload_bucket": api.probe.bucket(settings.upload_bucket),
-        "processed_bucket": api.probe.bucket(settings.processed_bucket),
-        "catalog_table": api.probe.table(settings.catalog_table),
-        "events_topic": api.probe.topic(settings.events_topic),
-    }
-    ok = all(error is None for error in checks.values())
-    body = {
-        "status": "ok" if ok else "degraded",
-        "settings": settings.public_view(),
-        "profile": {"name": api.profile.name, "version": api.profile.version, "presets": [p.name for p in api.profile.presets]},
-        "checks": {name: {"ok": error is None, **({"error": error} if error else {})} for name, error in checks.items()},
-    }
-    return Reply(200 if ok else 503, body)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from chalicelib import renditions
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
+from chalicelib.identity import UPLOADED_BY
 from chalicelib.imaging import render
 from chalicelib.keys import image_id_for, output_folder, source_stem
 from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
@@ -74,6 +75,7 @@ class Attempt:
             created_at=(self.previous.created_at if self.previous else None) or now,
             updated_at=now,
             uploaded_at=self.upload.event_time,
+            uploaded_by=source.metadata.get(UPLOADED_BY) if source else None,
             listing=LISTING,
             status=status.value,
             renditions=(),

@@ -134,9 +134,7 @@ PUBLIC_FIELDS = (
 )
 # Never shown: storage coordinates (bucket names, ETag, version id), write ordering (S3's
 # sequencer), index keys, a tombstone's pending files, the uploader's identity.
-INTERNAL_FIELDS = frozenset(
-    {"source_bucket", "source_etag", "source_version", "sequencer", "listing", "removing", "uploaded_by", "extra"}
-)
+INTERNAL_FIELDS = frozenset({"source_bucket", "source_etag", "source_version", "sequencer", "listing", "removing", "uploaded_by", "extra"})
 RENDITION_PUBLIC_FIELDS = ("preset", "key", "format", "width", "height", "bytes")
 FAILED = "failed"
 FAILED_MESSAGE = "processing failed on our side; the error has been logged and the upload will be retried"
