@@ -4,13 +4,19 @@ allow-list), never the stored item. Through chalice.test.Client under moto."""
 from __future__ import annotations
 
 import json
+from base64 import urlsafe_b64encode
 from typing import Any
+from urllib.parse import quote_plus
+
+import requests
+from chalice.test import Client
 
 from chalicelib.catalog import DynamoCatalog
 from chalicelib.records import FAILED_MESSAGE, ImageRecord
 from tests.conftest import drain, fixture_bytes
 from tests.functional import test_api as shared
 from tests.functional.test_api import call, upload_and_process
+from tools import openapi
 
 # test_api's fixtures: one moto stack and test client for the module, emptied per test
 stack, aws, shared_client, client = shared.stack, shared.aws, shared.shared_client, shared.client
@@ -82,3 +88,59 @@ def test_the_processed_event_carries_what_consumers_need_and_nothing_internal(aw
     assert event["bytes"] > 0 and event["renditions_bytes"] > 0
     assert not (INTERNAL - {"source_bucket"}) & _keys(event)
     assert not [k for k in _keys(event) if k.endswith("_ms")]
+
+
+# --- WRITE_AUTH=cognito ------------------------------------------------------------------
+
+POOL = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbC123"
+
+
+def token(sub: str, *groups: str) -> dict[str, str]:
+    """An ID token as API Gateway's Cognito authorizer passes its claims on (chalice local
+    decodes the payload without verifying it, as API Gateway would after verifying)."""
+    claims: dict[str, Any] = {"sub": sub, "cognito:username": f"user-{sub}", "token_use": "id"}
+    if groups:
+        claims["cognito:groups"] = list(groups)
+
+    def part(value: dict[str, Any]) -> str:
+        return urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return {"Authorization": f"{part({'alg': 'none'})}.{part(claims)}.sig"}
+
+
+def upload_as(aws: dict[str, Any], client: Any, who: dict[str, str], name: str) -> dict[str, Any]:
+    data = fixture_bytes("orient_landscape_1.jpg")
+    status, ticket = call(client, "POST", "/uploads", {"filename": name, "content_type": "image/jpeg", "size": len(data)}, who)
+    assert status == 201, ticket
+    form = ticket["upload"]
+    response = requests.post(form["url"], data=form["fields"], files={"file": (name, data, "image/jpeg")}, timeout=10)
+    assert response.status_code == 204, response.text
+    client.lambda_.invoke(
+        "process_upload", client.events.generate_s3_event(bucket=aws["env"]["UPLOAD_BUCKET"], key=quote_plus(ticket["key"]))
+    )
+    return dict(ticket)
+
+
+def test_cognito_records_the_uploader_and_only_they_or_an_admin_delete(aws: dict[str, Any]) -> None:
+    module = openapi.load_app("dev", WRITE_AUTH="cognito", COGNITO_USER_POOL_ARN=POOL)
+    alice, bob, admin = token("alice-sub"), token("bob-sub", "editors"), token("root-sub", "admins", "editors")
+    catalog = DynamoCatalog(aws["ddb"], aws["env"]["CATALOG_TABLE"])
+    with Client(module.app, stage_name="dev") as client:
+        first = upload_as(aws, client, alice, "a.jpg")
+        assert first["upload"]["fields"]["x-amz-meta-uploaded-by"] == "alice-sub"
+        stored = catalog.get(first["image_id"])
+        assert stored is not None and stored.status == "processed" and stored.uploaded_by == "alice-sub"
+        _, shown = call(client, "GET", f"/images/{first['image_id']}")
+        assert "uploaded_by" not in shown  # who uploaded is not for strangers
+
+        status, body = call(client, "DELETE", f"/images/{first['image_id']}", headers=bob)
+        assert (status, body["error"]["code"]) == (403, "forbidden")
+        status, body = call(client, "DELETE", f"/images/{first['image_id']}")
+        assert (status, body["error"]["code"]) == (401, "unauthorized")
+        assert catalog.get(first["image_id"]) is not None
+        status, _ = call(client, "DELETE", f"/images/{first['image_id']}", headers=alice)
+        assert status == 200 and catalog.get(first["image_id"]) is None
+
+        second = upload_as(aws, client, bob, "b.jpg")
+        status, _ = call(client, "DELETE", f"/images/{second['image_id']}", headers=admin)
+        assert status == 200 and catalog.get(second["image_id"]) is None
