@@ -73,12 +73,15 @@ def _caller() -> Caller | None:
 
 @app.middleware("http")
 def uniform_errors(event: Request, get_response: Callable[[Request], Response]) -> Response:
-    """Errors Chalice produces itself (415, 405, ...) get the API's error shape too."""
+    """Errors Chalice produces itself (415, 405, ...) get the API's error shape too, and every
+    JSON answer `nosniff` and `no-store` (records and presigned URLs are per caller and short-lived)."""
     response = get_response(event)
     body = api.uniform_error(response.status_code, response.body)
     if body is not None:
         response.body = body
         response.headers["Content-Type"] = "application/json"
+    if str(response.headers.get("Content-Type", "application/json")).startswith("application/json"):
+        response.headers.update(api.JSON_HARDENING)  # never sniffed as HTML, never cached
     return response
 
 

@@ -51,6 +51,7 @@ HIDDEN_BY_DEFAULT = (Status.DELETED.value,)
 UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp", "image/avif")
 _TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-ms-bmp": "image/bmp", "image/x-png": "image/png"}
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
+JSON_HARDENING = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def _now() -> datetime:

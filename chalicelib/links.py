@@ -12,7 +12,7 @@ import json
 from base64 import b64encode
 from collections.abc import Mapping
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 
 class Links(Protocol):
@@ -41,6 +41,15 @@ def upload_conditions(bucket: str, key: str, content_type: str, max_bytes: int, 
 
 def meta_fields(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return {f"x-amz-meta-{name}": value for name, value in (metadata or {}).items()}
+
+
+def bucket_origins(bucket: str, region: str, endpoint_url: str | None) -> tuple[str, ...]:
+    """The origins a browser reaches `bucket` at through these links (for the gallery's CSP):
+    the local emulator's, else S3's virtual-hosted names (global and regional), HTTPS only."""
+    if endpoint_url:
+        parts = urlsplit(endpoint_url)
+        return (f"{parts.scheme}://{parts.netloc}",)
+    return (f"https://{bucket}.s3.amazonaws.com", f"https://{bucket}.s3.{region}.amazonaws.com")
 
 
 class S3Links:

@@ -144,3 +144,26 @@ def test_cognito_records_the_uploader_and_only_they_or_an_admin_delete(aws: dict
         second = upload_as(aws, client, bob, "b.jpg")
         status, _ = call(client, "DELETE", f"/images/{second['image_id']}", headers=admin)
         assert status == 200 and catalog.get(second["image_id"]) is None
+
+
+# --- browser hardening -------------------------------------------------------------------
+
+
+def test_gallery_csp_names_its_origins_and_allows_no_plain_http(aws: dict[str, Any], client: Any) -> None:
+    response = client.http.get("/")
+    directives = {d.split()[0]: d.split()[1:] for d in response.headers["Content-Security-Policy"].split("; ")}
+    everything = [source for sources in directives.values() for source in sources]
+    assert "http:" not in everything and "https:" not in everything  # no scheme-wide sources
+    upload = aws["env"]["UPLOAD_BUCKET"]
+    assert directives["connect-src"] == ["'self'", f"https://{upload}.s3.amazonaws.com", f"https://{upload}.s3.us-east-1.amazonaws.com"]
+    processed = aws["env"]["PROCESSED_BUCKET"]
+    assert f"https://{processed}.s3.amazonaws.com" in directives["img-src"]
+    assert not any(upload in source for source in directives["img-src"])
+
+
+def test_json_answers_are_never_sniffed_nor_cached(aws: dict[str, Any], client: Any) -> None:
+    for method, path in [("GET", "/images"), ("GET", "/images/" + "0" * 32), ("GET", "/health"), ("PUT", "/images")]:
+        response = client.http.request(method, path, headers={"Content-Type": "application/json"})
+        assert response.headers["Content-Type"].startswith("application/json"), (method, path)
+        assert response.headers["X-Content-Type-Options"] == "nosniff", (method, path, response.status_code)
+        assert response.headers["Cache-Control"] == "no-store", (method, path, response.status_code)
