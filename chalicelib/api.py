@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from chalicelib import forms
 from chalicelib.catalog import Catalog, index_for
 from chalicelib.identity import UPLOADED_BY, Caller
 from chalicelib.keys import image_id_for
@@ -296,9 +297,11 @@ def create_upload(api: Api, raw_body: bytes | str | None, caller: Caller | None 
 
 
 def form_metadata(api: Api, caller: Caller | None) -> dict[str, str]:
-    """The form's x-amz-meta-* fields, pinned by its policy: who asked for it (WRITE_AUTH=cognito),
-    so processing records `uploaded_by` and DELETE can tell the owner."""
-    return {UPLOADED_BY: caller.sub} if caller is not None else {}
+    """The form's x-amz-meta-* fields, pinned by its policy: a recorded nonce (the form is
+    single-use, see chalicelib/forms.py) and who asked for it (WRITE_AUTH=cognito), so
+    processing records `uploaded_by` and DELETE can tell the owner."""
+    nonce = forms.issue(api.catalog, api.clock(), api.settings.presign_expiry)
+    return {**nonce, UPLOADED_BY: caller.sub} if caller is not None else nonce
 
 
 def _json_object(raw: bytes | str | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from chalicelib import renditions
+from chalicelib import forms, renditions
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
 from chalicelib.identity import UPLOADED_BY
@@ -108,6 +108,9 @@ def _process(attempt: Attempt) -> tuple[Outcome, Upload | None]:
         return attempt.ignored("object no longer exists")
     if source.size == 0 and upload.key.endswith("/"):
         return attempt.ignored("folder marker")
+    replayed = forms.replay(adapters, upload, source, attempt.image_id)  # before any download
+    if replayed is not None:
+        return replayed, None
     try:
         result, stored = _read_and_render(attempt, source)
     except RejectedInput as rejection:

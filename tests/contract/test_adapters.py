@@ -389,3 +389,13 @@ def test_notifier_publishes_by_topic_name_or_arn(publisher: Publisher) -> None:
 def test_notifier_makes_any_subject_one_sns_accepts(publisher: Publisher, subject: str, sent: str) -> None:
     publisher.adapter.publish(TOPIC, subject=subject, message="m", attributes={})
     assert [s.subject for s in publisher.sent()] == [sent]
+
+
+def test_catalog_form_nonces_are_claimed_once_and_stay_out_of_listings(catalog: Catalog) -> None:
+    catalog.issue_nonce("n1", 2_000_000_000)
+    assert catalog.claim_nonce("n1", "v:1") is True
+    assert catalog.claim_nonce("n1", "v:1") is True  # the same version again (a retry)
+    assert catalog.claim_nonce("n1", "v:2") is False  # another version: a replayed form
+    assert catalog.claim_nonce("never-issued", "v:1") is None
+    assert catalog.list_images(status=None, limit=10).items == []
+    assert catalog.get("n1") is None

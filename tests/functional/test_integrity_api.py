@@ -4,14 +4,16 @@ allow-list), never the stored item. Through chalice.test.Client under moto."""
 from __future__ import annotations
 
 import json
-from base64 import urlsafe_b64encode
+from base64 import b64decode, urlsafe_b64encode
 from typing import Any
 from urllib.parse import quote_plus
 
+import pytest
 import requests
 from chalice.test import Client
 
 from chalicelib.catalog import DynamoCatalog
+from chalicelib.keys import image_id_for
 from chalicelib.records import FAILED_MESSAGE, ImageRecord
 from tests.conftest import drain, fixture_bytes
 from tests.functional import test_api as shared
@@ -167,3 +169,78 @@ def test_json_answers_are_never_sniffed_nor_cached(aws: dict[str, Any], client: 
         assert response.headers["Content-Type"].startswith("application/json"), (method, path)
         assert response.headers["X-Content-Type-Options"] == "nosniff", (method, path, response.status_code)
         assert response.headers["Cache-Control"] == "no-store", (method, path, response.status_code)
+
+
+# --- single-use upload forms -------------------------------------------------------------
+
+
+def s3_event(client: Any, bucket: str, key: str, sequencer: str) -> dict[str, Any]:
+    body: dict[str, Any] = client.events.generate_s3_event(bucket=bucket, key=quote_plus(key), event_name="ObjectCreated:Post")
+    body["Records"][0]["s3"]["object"]["sequencer"] = sequencer
+    return body
+
+
+def lines(out: str, event: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{") and json.loads(line).get("event") == event]
+
+
+def test_a_replayed_upload_form_is_ignored_before_any_download(
+    aws: dict[str, Any], client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The upload bucket is versioned (as in prod): each POST of the same form is a new version
+    and a new event. The first is processed; the replay is ignored on HEAD with a counted
+    outcome (no GetObject, no renditions written); a redelivery of the first event still works."""
+    import app
+
+    bucket = aws["env"]["UPLOAD_BUCKET"]
+    aws["s3"].put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    data = fixture_bytes("orient_landscape_1.jpg")
+    status, ticket = call(client, "POST", "/uploads", {"filename": "cat.jpg", "content_type": "image/jpeg", "size": len(data)})
+    assert status == 201 and ticket["expires_in"] == 120
+    form = ticket["upload"]
+    nonce = form["fields"]["x-amz-meta-form-nonce"]
+    assert len(nonce) == 32
+    policy = json.loads(b64decode(form["fields"]["policy"]))
+    assert {"x-amz-meta-form-nonce": nonce} in policy["conditions"]  # S3 refuses a form without it or with another value
+
+    def post(body: bytes) -> None:
+        response = requests.post(form["url"], data=form["fields"], files={"file": ("cat.jpg", body, "image/jpeg")}, timeout=10)
+        assert response.status_code == 204, response.text
+
+    post(data)
+    client.lambda_.invoke("process_upload", s3_event(client, bucket, ticket["key"], "0A"))
+    first = app.pipeline().catalog.get(ticket["image_id"])
+    assert first is not None and first.status == "processed"
+    capsys.readouterr()
+
+    gets: list[str] = []
+    s3_events = app.pipeline().store._s3.meta.events  # type: ignore[attr-defined]
+
+    def count(model: Any, **_: Any) -> None:
+        gets.append(model.name)
+
+    s3_events.register("before-call.s3.GetObject", count)
+    try:
+        post(fixture_bytes("orient_portrait_1.jpg"))  # the same form, replayed with other bytes
+        client.lambda_.invoke("process_upload", s3_event(client, bucket, ticket["key"], "0B"))
+    finally:
+        s3_events.unregister("before-call.s3.GetObject", count)
+    [ignored] = lines(capsys.readouterr().out, "image.ignored")
+    assert ignored["image_id"] == ticket["image_id"] and ignored["reason"].startswith("replayed upload form")
+    assert ignored["FormReplays"] == 1 and ignored["error_code"] == "form_replayed"
+    assert gets == []  # decided on HEAD: nothing downloaded
+    assert app.pipeline().catalog.get(ticket["image_id"]) == first  # still the first upload's record
+
+
+def test_uploads_without_a_form_keep_working(aws: dict[str, Any], client: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """A trusted producer's PutObject (or the local inbox) carries no nonce: processed, twice."""
+    import app
+
+    bucket, key = aws["env"]["UPLOAD_BUCKET"], "uploads/producer/cat.jpg"
+    for sequencer, name in (("0A", "orient_landscape_1.jpg"), ("0B", "orient_portrait_1.jpg")):
+        aws["s3"].put_object(Bucket=bucket, Key=key, Body=fixture_bytes(name))
+        client.lambda_.invoke("process_upload", s3_event(client, bucket, key, sequencer))
+        record = app.pipeline().catalog.get(image_id_for(key))
+        assert record is not None and record.status == "processed" and record.sequencer is not None
+        assert record.sequencer.endswith(sequencer)
+    assert lines(capsys.readouterr().out, "image.ignored") == []
