@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from chalicelib import forms
 from chalicelib.catalog import Catalog, index_for
-from chalicelib.identity import UPLOADED_BY, Caller
+from chalicelib.identity import Caller, delete_refusal
 from chalicelib.keys import image_id_for
 from chalicelib.links import Links
 from chalicelib.models import Status
@@ -282,7 +282,7 @@ def create_upload(api: Api, raw_body: bytes | str | None, caller: Caller | None 
         content_type=content_type,
         max_bytes=api.settings.max_source_bytes,
         expires=api.settings.presign_expiry,
-        metadata=form_metadata(api, caller),
+        metadata=forms.metadata(api.catalog, api.clock(), api.settings.presign_expiry, caller),
     )
     image_id = image_id_for(key)
     body = {
@@ -294,14 +294,6 @@ def create_upload(api: Api, raw_body: bytes | str | None, caller: Caller | None 
         "status_url": f"images/{image_id}",
     }
     return Reply(201, body)
-
-
-def form_metadata(api: Api, caller: Caller | None) -> dict[str, str]:
-    """The form's x-amz-meta-* fields, pinned by its policy: a recorded nonce (the form is
-    single-use, see chalicelib/forms.py) and who asked for it (WRITE_AUTH=cognito), so
-    processing records `uploaded_by` and DELETE can tell the owner."""
-    nonce = forms.issue(api.catalog, api.clock(), api.settings.presign_expiry)
-    return {**nonce, UPLOADED_BY: caller.sub} if caller is not None else nonce
 
 
 def _json_object(raw: bytes | str | None) -> dict[str, Any]:
@@ -363,7 +355,9 @@ def upload_key(prefix: str, filename: str, when: datetime, unique: str) -> str:
 def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None, caller: Caller | None = None) -> Reply:
     with_source = _flag((query or {}).get("source"), "source")
     record = _existing(api, image_id)
-    check_owner(api.settings, record, caller)
+    refusal = delete_refusal(api.settings, record.uploaded_by, caller)
+    if refusal is not None:
+        raise ApiError(*refusal)
     settings = api.settings
     keys = [r.key for r in record.renditions or ()]
     # Renditions first: if anything fails after this the record still lists them and a retry
@@ -378,18 +372,6 @@ def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None, calle
         api.store.delete(record.source_bucket or settings.upload_bucket, [source_key])
         source_deleted = True
     return json_reply({"image_id": image_id, "deleted": {"record": True, "renditions": len(keys), "source": source_deleted}})
-
-
-def check_owner(settings: Settings, record: ImageRecord, caller: Caller | None) -> None:
-    """With WRITE_AUTH=cognito a user deletes only their own uploads; members of
-    COGNITO_ADMIN_GROUP delete any (also uploads that did not come through a form)."""
-    if settings.write_auth != "cognito":
-        return
-    if caller is None:
-        raise ApiError(401, "unauthorized", "sign in to delete images")
-    if caller.in_group(settings.admin_group) or (record.uploaded_by is not None and record.uploaded_by == caller.sub):
-        return
-    raise ApiError(403, "forbidden", "you can delete only images you uploaded")
 
 
 def _flag(raw: str | None, name: str) -> bool:

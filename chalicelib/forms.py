@@ -16,6 +16,7 @@ from datetime import datetime
 
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import Catalog
+from chalicelib.identity import UPLOADED_BY, Caller
 from chalicelib.models import SourceObject, Upload
 from chalicelib.outcomes import IGNORED, Notice, Outcome, announce
 
@@ -27,6 +28,13 @@ FORM_NONCE = "form-nonce"  # S3 user metadata (x-amz-meta-form-nonce)
 KEEP_AFTER_EXPIRY_SECONDS = 7 * 24 * 3600
 REPLAYED = "replayed upload form: this form's nonce was already used by another object version"
 REPLAY_METRICS = {"FormReplays": (1.0, "Count")}
+
+
+def metadata(catalog: Catalog, now: datetime, expires_in: int, caller: Caller | None) -> dict[str, str]:
+    """A form's x-amz-meta-* fields, pinned by its policy: a recorded nonce, and who asked for
+    it (WRITE_AUTH=cognito), so processing records `uploaded_by` and DELETE can tell the owner."""
+    nonce = issue(catalog, now, expires_in)
+    return {**nonce, UPLOADED_BY: caller.sub} if caller is not None else nonce
 
 
 def issue(catalog: Catalog, now: datetime, expires_in: int) -> dict[str, str]:

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.settings import Settings
+
 _GROUP_SEPARATORS = re.compile(r"[\s,]+")
 UPLOADED_BY = "uploaded-by"  # the upload's S3 metadata (x-amz-meta-uploaded-by) naming its uploader
 
@@ -47,3 +49,16 @@ def _groups(raw: object) -> frozenset[str]:
     if isinstance(raw, str):
         return frozenset(g for g in _GROUP_SEPARATORS.split(raw.strip().strip("[]")) if g)
     return frozenset()
+
+
+def delete_refusal(settings: Settings, owner: str | None, caller: Caller | None) -> tuple[int, str, str] | None:
+    """(status, code, message) refusing a DELETE, or None. With WRITE_AUTH=cognito a user
+    deletes only their own uploads; members of COGNITO_ADMIN_GROUP delete any (also uploads
+    that did not come through a form, which have no owner)."""
+    if settings.write_auth != "cognito":
+        return None
+    if caller is None:
+        return 401, "unauthorized", "sign in to delete images"
+    if caller.in_group(settings.admin_group) or (owner is not None and owner == caller.sub):
+        return None
+    return 403, "forbidden", "you can delete only images you uploaded"
