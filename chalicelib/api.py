@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib import duplicates
+from chalicelib import duplicates, forms
 from chalicelib.catalog import Catalog, index_for
+from chalicelib.identity import Caller, delete_refusal
 from chalicelib.keys import image_id_for
 from chalicelib.links import Links
 from chalicelib.models import Status
@@ -51,6 +52,7 @@ HIDDEN_BY_DEFAULT = (Status.DELETED.value,)
 UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp", "image/avif")
 _TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-ms-bmp": "image/bmp", "image/x-png": "image/png"}
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
+JSON_HARDENING = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def _now() -> datetime:
@@ -257,7 +259,7 @@ def srcsets(profile: Profile, renditions: list[dict[str, Any]]) -> dict[str, str
 # --- POST /uploads -----------------------------------------------------------------------
 
 
-def create_upload(api: Api, raw_body: bytes | str | None) -> Reply:
+def create_upload(api: Api, raw_body: bytes | str | None, caller: Caller | None = None) -> Reply:
     request = _json_object(raw_body)
     filename = request.get("filename")
     if not isinstance(filename, str) or not filename.strip():
@@ -280,6 +282,7 @@ def create_upload(api: Api, raw_body: bytes | str | None) -> Reply:
         content_type=content_type,
         max_bytes=api.settings.max_source_bytes,
         expires=api.settings.presign_expiry,
+        metadata=forms.metadata(api.catalog, api.clock(), api.settings.presign_expiry, caller),
     )
     image_id = image_id_for(key)
     body = {
@@ -349,9 +352,12 @@ def upload_key(prefix: str, filename: str, when: datetime, unique: str) -> str:
 # --- DELETE /images/{image_id} -----------------------------------------------------------
 
 
-def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None) -> Reply:
+def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None, caller: Caller | None = None) -> Reply:
     with_source = _flag((query or {}).get("source"), "source")
     record = _existing(api, image_id)
+    refusal = delete_refusal(api.settings, record.uploaded_by, caller)
+    if refusal is not None:
+        raise ApiError(*refusal)
     settings = api.settings
     keys = [r.key for r in record.renditions or ()]
     # Renditions first: if anything fails after this the record still lists them and a retry
@@ -378,24 +384,3 @@ def _flag(raw: str | None, name: str) -> bool:
     if value in _FALSE:
         return False
     raise bad_request(name, f"{name} must be true or false")
-
-
-# --- GET /health -------------------------------------------------------------------------
-
-
-def health(api: Api) -> Reply:
-    settings = api.settings
-    checks = {
-        "upload_bucket": api.probe.bucket(settings.upload_bucket),
-        "processed_bucket": api.probe.bucket(settings.processed_bucket),
-        "catalog_table": api.probe.table(settings.catalog_table),
-        "events_topic": api.probe.topic(settings.events_topic),
-    }
-    ok = all(error is None for error in checks.values())
-    body = {
-        "status": "ok" if ok else "degraded",
-        "settings": settings.public_view(),
-        "profile": {"name": api.profile.name, "version": api.profile.version, "presets": [p.name for p in api.profile.presets]},
-        "checks": {name: {"ok": error is None, **({"error": error} if error else {})} for name, error in checks.items()},
-    }
-    return Reply(200 if ok else 503, body)

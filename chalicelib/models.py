@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -57,6 +58,9 @@ class SourceObject:
     etag: str
     version_id: str | None = None
     content_type: str | None = None
+    # User metadata (x-amz-meta-*, names lower case without the prefix): what an upload form
+    # put there, e.g. `form-nonce` and `uploaded-by` (see chalicelib/forms.py).
+    metadata: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chalicelib import duplicates, renditions
+from chalicelib import duplicates, forms, renditions
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
 from chalicelib.facts import Facts, compute_facts
+from chalicelib.identity import UPLOADED_BY
 from chalicelib.imaging import render
 from chalicelib.keys import image_id_for, output_folder, source_stem
 from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
@@ -78,6 +79,7 @@ class Attempt:
             created_at=(self.previous.created_at if self.previous else None) or now,
             updated_at=now,
             uploaded_at=self.upload.event_time,
+            uploaded_by=source.metadata.get(UPLOADED_BY) if source else None,
             listing=LISTING,
             status=status.value,
             renditions=(),
@@ -110,6 +112,9 @@ def _process(attempt: Attempt) -> tuple[Outcome, Upload | None]:
         return attempt.ignored("object no longer exists")
     if source.size == 0 and upload.key.endswith("/"):
         return attempt.ignored("folder marker")
+    replayed = forms.replay(adapters, upload, source, attempt.image_id)  # before any download
+    if replayed is not None:
+        return replayed, None
     try:
         result, stored = _read_and_render(attempt, source)
     except RejectedInput as rejection:

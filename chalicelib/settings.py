@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +12,16 @@ from pathlib import Path
 DEFAULT_MAX_SOURCE_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_SOURCE_PIXELS = 50_000_000
 DEFAULT_MAX_FRAMES = 1000
-DEFAULT_PRESIGN_EXPIRY = 900
+DEFAULT_PRESIGN_EXPIRY = 120  # an upload form is single-use; a short life bounds what a leaked one can do
 MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
-WRITE_AUTH_MODES = ("none", "api_key", "iam")
+AUTH_MODES = ("none", "api_key", "iam", "cognito")
+WRITE_AUTH_MODES = AUTH_MODES
+READ_AUTH_MODES = AUTH_MODES
+# Stages whose reads are open unless READ_AUTH says otherwise: the local stack's. Any other
+# stage (prod, or a STAGE that is not set) reads with an API key unless READ_AUTH=none opts in.
+OPEN_READ_STAGES = ("dev", "local")
+DEFAULT_ADMIN_GROUP = "admins"
+_USER_POOL_ARN = re.compile(r"arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[\w-]+_[0-9A-Za-z]+")
 DEFAULT_REPROCESS_QUEUE = "image-pipeline-reprocess"
 DUPLICATE_MODES = ("flag", "reject")
 # Measured by bench/facts.py on the corpus (tests/unit/test_facts.py checks it): a photo and
@@ -51,6 +59,11 @@ class Settings:
     endpoint_url: str | None = None
     cdn_domain: str | None = None
     write_auth: str = "none"
+    read_auth: str = "none"
+    stage: str = ""  # STAGE: the Chalice stage's name, set in its environment_variables
+    cognito_user_pool_arn: str | None = None
+    admin_group: str = DEFAULT_ADMIN_GROUP
+    allow_anonymous_writes: bool = False
     presign_expiry: int = DEFAULT_PRESIGN_EXPIRY
     api_debug: bool = False
     duplicates: str = "flag"  # a near-duplicate is flagged (duplicate_of) or, with "reject", rejected
@@ -59,6 +72,9 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        stage = env.get("STAGE", "").strip()
+        endpoint_url = env.get("AWS_ENDPOINT_URL") or None
+        open_reads = endpoint_url is not None or stage in OPEN_READ_STAGES
         settings = cls(
             upload_bucket=_required(env, "UPLOAD_BUCKET"),
             processed_bucket=_required(env, "PROCESSED_BUCKET"),
@@ -76,9 +92,14 @@ class Settings:
             lambda_memory_mb=_positive_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, allow_zero=True),
             reprocess_queue=_queue_name(env, "REPROCESS_QUEUE", DEFAULT_REPROCESS_QUEUE),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            endpoint_url=endpoint_url,
             cdn_domain=_cdn_domain(env),
             write_auth=_choice(env, "WRITE_AUTH", WRITE_AUTH_MODES, "none"),
+            read_auth=_choice(env, "READ_AUTH", READ_AUTH_MODES, "none" if open_reads else "api_key"),
+            stage=stage,
+            cognito_user_pool_arn=env.get("COGNITO_USER_POOL_ARN", "").strip() or None,
+            admin_group=env.get("COGNITO_ADMIN_GROUP", "").strip() or DEFAULT_ADMIN_GROUP,
+            allow_anonymous_writes=_bool(env, "ALLOW_ANONYMOUS_WRITES", False),
             presign_expiry=_positive_int(env, "PRESIGN_EXPIRY_SECONDS", DEFAULT_PRESIGN_EXPIRY),
             api_debug=_bool(env, "API_DEBUG", False),
             duplicates=_choice(env, "DUPLICATES", DUPLICATE_MODES, "flag"),
@@ -91,6 +112,7 @@ class Settings:
         if settings.api_debug and not settings.endpoint_url:
             # Debug mode sends tracebacks to clients: only against a local emulator.
             raise SettingsError("API_DEBUG=true is only allowed with AWS_ENDPOINT_URL set (the local stack)")
+        _check_cognito(settings)
         if settings.upload_bucket == settings.processed_bucket:
             # Renditions written to the upload bucket would trigger the processor again.
             raise SettingsError(
@@ -113,6 +135,16 @@ class Settings:
         stage_env = {k: str(v) for k, v in stages[stage].get("environment_variables", {}).items()}
         return cls.from_env({**stage_env, **os.environ})
 
+    def refuse_anonymous_writes(self) -> None:
+        """SettingsError when the write routes would be open outside the local stack (the app
+        calls this at import, so such a stage fails at deploy and cold start) unless
+        ALLOW_ANONYMOUS_WRITES=true says it is meant."""
+        if self.write_auth == "none" and self.endpoint_url is None and not self.allow_anonymous_writes:
+            raise SettingsError(
+                "WRITE_AUTH=none lets anyone upload and delete: outside the local stack set WRITE_AUTH "
+                "(api_key, iam or cognito), or ALLOW_ANONYMOUS_WRITES=true if open writes are meant"
+            )
+
     def public_view(self) -> dict[str, object]:
         """The settings in force, safe to show to a client (no secrets are ever held here)."""
         return {
@@ -132,6 +164,8 @@ class Settings:
             "region": self.region,
             "cdn_domain": self.cdn_domain,
             "write_auth": self.write_auth,
+            "read_auth": self.read_auth,
+            "stage": self.stage,
             "presign_expiry_seconds": self.presign_expiry,
             "local_endpoint": self.endpoint_url is not None,
             "duplicates": self.duplicates,
@@ -248,6 +282,15 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     if value not in allowed:
         raise SettingsError(f"{name}={value!r} must be one of {', '.join(allowed)}")
     return value
+
+
+def _check_cognito(settings: Settings) -> None:
+    uses_cognito = "cognito" in (settings.write_auth, settings.read_auth)
+    arn = settings.cognito_user_pool_arn
+    if uses_cognito and not arn:
+        raise SettingsError("COGNITO_USER_POOL_ARN is required with WRITE_AUTH=cognito or READ_AUTH=cognito")
+    if arn and not _USER_POOL_ARN.fullmatch(arn):
+        raise SettingsError(f"COGNITO_USER_POOL_ARN={arn!r} is not a user pool ARN (arn:aws:cognito-idp:<region>:<account>:userpool/<id>)")
 
 
 def _cdn_domain(env: Mapping[str, str]) -> str | None:

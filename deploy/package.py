@@ -93,7 +93,10 @@ def package(stage: str, out: Path, *, region: str = "us-east-1", skip_requiremen
     template = fix_template(template, queues=_stage_queues(stage))
     (out / "chalice.tf.json").write_text(json.dumps(template, indent=2) + "\n")
     (out / "package_override.tf.json").write_text(json.dumps(overrides(template, stage), indent=2) + "\n")
-    api_key = write_api_key(template, _stage_env(stage).get("WRITE_AUTH", "none"))
+    env = _stage_env(stage)
+    # One key serves both: READ_AUTH defaults to api_key on a deployable stage (Settings).
+    uses_key = "api_key" in (env.get("WRITE_AUTH", "none"), env.get("READ_AUTH") or "api_key")
+    api_key = write_api_key(template, "api_key" if uses_key else "none")
     if api_key:
         (out / "api_key.tf.json").write_text(json.dumps(api_key, indent=2) + "\n")
     _copy_infra(out)

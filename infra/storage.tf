@@ -189,6 +189,13 @@ resource "aws_dynamodb_table" "catalog" {
     type = "S"
   }
 
+  # Upload-form nonces (items `form#<nonce>`, chalicelib/forms.py) carry `expires_at`;
+  # image records never do, so the TTL only ever removes used-up nonces.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
   # Every image newest first (listing is always "images"): the read API never scans.
   global_secondary_index {
     name            = "by_updated"

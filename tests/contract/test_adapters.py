@@ -414,3 +414,13 @@ def test_catalog_band_items_are_not_images(catalog: Catalog) -> None:
     assert catalog.list_images(status="processed", limit=10).items == [catalog.get("img1")]
     assert [r.image_id for r in catalog.get_many(["img1", "phash#d14.0.a", "missing", "img1"])] == ["img1"]
     assert catalog.get_many([]) == []
+
+
+def test_catalog_form_nonces_are_claimed_once_and_stay_out_of_listings(catalog: Catalog) -> None:
+    catalog.issue_nonce("n1", 2_000_000_000)
+    assert catalog.claim_nonce("n1", "v:1") is True
+    assert catalog.claim_nonce("n1", "v:1") is True  # the same version again (a retry)
+    assert catalog.claim_nonce("n1", "v:2") is False  # another version: a replayed form
+    assert catalog.claim_nonce("never-issued", "v:1") is None
+    assert catalog.list_images(status=None, limit=10).items == []
+    assert catalog.get("n1") is None
