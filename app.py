@@ -103,7 +103,7 @@ def get_image(image_id: str) -> Response:
     return _answer(lambda: api.get_image(api_context(), image_id))
 
 
-@app.route("/images/{image_id}/similar", methods=["GET"])
+@app.route("/images/{image_id}/similar", methods=["GET"], **READ_AUTH)
 def similar_images(image_id: str) -> Response:
     """Near-duplicates of one image (the same picture re-encoded, rescaled or lightly cropped), nearest first."""
     return _answer(lambda: similar.similar_images(api_context(), image_id))
