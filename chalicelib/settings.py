@@ -14,6 +14,7 @@ DEFAULT_MAX_FRAMES = 1000
 DEFAULT_PRESIGN_EXPIRY = 900
 MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 WRITE_AUTH_MODES = ("none", "api_key", "iam")
+LOCAL_WORKER_KINDS = ("processes", "threads")
 DEFAULT_REPROCESS_QUEUE = "image-pipeline-reprocess"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -139,7 +140,8 @@ class LocalSettings:
     outbox: Path = Path("outbox")
     stage: str = "dev"
     log_dir: Path = Path(".local")
-    concurrency: int = 2  # images processed at once (Lambda would run one container each)
+    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)  # images at once (Lambda: one container each)
+    workers: str = "processes"  # where the upload handler runs: worker processes, or threads of the stack
     verbose: bool = False  # echo the functions' JSON log lines on the console too
     overrides: Mapping[str, str] = field(default_factory=dict)
 
@@ -153,7 +155,8 @@ class LocalSettings:
             outbox=Path(env.get("OUTBOX", "").strip() or "outbox"),
             stage=env.get("STAGE", "").strip() or "dev",
             log_dir=Path(env.get("LOCAL_LOG_DIR", "").strip() or ".local"),
-            concurrency=_positive_int(env, "LOCAL_CONCURRENCY", 2),
+            concurrency=_positive_int(env, "LOCAL_CONCURRENCY", os.cpu_count() or 1),
+            workers=_choice(env, "LOCAL_WORKERS", LOCAL_WORKER_KINDS, "processes"),
             verbose=_bool(env, "LOCAL_VERBOSE", False),
             overrides={name: env[name] for name in LOCAL_OVERRIDABLE if env.get(name, "").strip()},
         )
