@@ -20,7 +20,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -135,9 +134,7 @@ def _invoke(call: Invocation) -> str | None:  # pragma: no cover - runs in the w
         _HANDLERS[call.handler](call.event, context)
     except Exception as exc:
         # A string crosses back, not the exception: not every exception survives pickling.
-        logging.getLogger("image_pipeline.local.relay").warning(
-            "%s failed: %s\n%s", call.function_name, exc, traceback.format_exc().rstrip()
-        )
+        logging.getLogger("image_pipeline.local.relay").warning("%s raised", call.function_name, exc_info=True)
         return f"{type(exc).__name__}: {exc}"
     return None
 
