@@ -13,6 +13,7 @@ flight: it is reported as a failure (and so retried, then parked), and a new poo
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 import os
@@ -20,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -46,10 +48,11 @@ class Invocation:
 class HandlerProcesses:
     """`count` worker processes, each with the app imported once."""
 
-    def __init__(self, count: int, functions_log: Path, *, verbose: bool = False) -> None:
+    def __init__(self, count: int, functions_log: Path, *, verbose: bool = False, handlers: str = "devstack.workers:app_handlers") -> None:
         self.count = max(1, count)
         self._functions_log = functions_log
         self._verbose = verbose
+        self._handlers = handlers  # "module:function" returning the handlers by name, called in each worker
         self._lock = threading.Lock()
         self._pool = self._new_pool()
 
@@ -58,7 +61,7 @@ class HandlerProcesses:
             self.count,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(str(self._functions_log), self._verbose, os.getpid()),
+            initargs=(str(self._functions_log), self._verbose, os.getpid(), self._handlers),
         )
 
     def warm(self, timeout: float = 120) -> None:
@@ -101,7 +104,15 @@ class HandlerProcesses:
 # --- in the worker process ---------------------------------------------------------------------
 
 
-def _start_worker(functions_log: str, verbose: bool, parent: int) -> None:  # pragma: no cover - runs in the worker
+def app_handlers() -> Mapping[str, Any]:  # pragma: no cover - runs in the worker
+    """app.py's handlers, imported with the environment the stack set up (stage variables,
+    the emulator's endpoint), which the worker inherited."""
+    from devstack.stack import _load_app
+
+    return _load_app({}).handler_map
+
+
+def _start_worker(functions_log: str, verbose: bool, parent: int, handlers: str) -> None:  # pragma: no cover - runs in the worker
     # Ctrl-C reaches the whole process group: the stack decides when its workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(parent,), name="watch-parent", daemon=True).start()
@@ -109,10 +120,8 @@ def _start_worker(functions_log: str, verbose: bool, parent: int) -> None:  # pr
     sys.stdout = _Tee(out, sys.__stdout__ if verbose else None)
     logging.basicConfig(stream=out, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    from devstack.stack import _load_app
-
-    app = _load_app({})  # the environment (stage variables, emulator endpoint) came from the stack
-    _HANDLERS.update(app.handler_map)
+    module, name = handlers.split(":")
+    _HANDLERS.update(getattr(importlib.import_module(module), name)())
 
 
 def _exit_with(parent: int) -> None:  # pragma: no cover - runs in the worker

@@ -27,7 +27,7 @@ HOSTILE = 14
 
 def _photos() -> list[Path]:
     big = [CORPUS / "photo_14mp_nikon_d3100.jpg", CORPUS / "photo_22mp_issue266.jpg"] if CORPUS.is_dir() else []
-    small = sorted(FIXTURES.glob("orient_*.jpg")) + [FIXTURES / "alpha_paper_2048x1536.png", FIXTURES / "animated_loop3.gif"]
+    small = [*sorted(FIXTURES.glob("orient_*.jpg")), FIXTURES / "alpha_paper_2048x1536.png", FIXTURES / "animated_loop3.gif"]
     return big + small
 
 
