@@ -7,9 +7,15 @@ live log, exactly as a user reads them:
 1. Latency: the 12 MP phone photo dropped in alone, `--runs` times; the live log's time
    from the file landing in ./inbox to its last rendition in ./outbox. The median is printed.
 2. Throughput: `--batch` photos (copies of the corpus photos, 8 to 22 MP) prepared beside
-   the inbox and moved in at once as one folder; the batch summary's images per minute.
+   the inbox and moved in at once as one folder; the batch summary's images per minute, next
+   to the CPU bound: cores x 60 / the CPU seconds one image cost the whole stack (its worker
+   processes, itself, the emulator, the API server; read from /proc around the batch), both
+   from the same batch. Their ratio is the share of the machine's cores the stack used.
+3. With `--burst N`: N files at once (photos, copies under other names, hostile files), each
+   of which must end with exactly one outcome in the catalog, the outbox and the live log,
+   with every queue (dead-letter queues included) empty afterwards; and its throughput.
 
-    .venv/bin/python -m tools.measure_local_stack [--runs 7] [--batch 20] [--corpus DIR]
+    .venv/bin/python -m tools.measure_local_stack [--runs 7] [--batch 20] [--burst 300] [--workers threads] [--corpus DIR]
 
 Timings depend on the machine and on whatever else runs on it: the machine, the date and
 the load average are printed with them.
