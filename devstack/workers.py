@@ -54,6 +54,7 @@ class HandlerProcesses:
         self._verbose = verbose
         self._handlers = handlers  # "module:function" returning the handlers by name, called in each worker
         self._lock = threading.Lock()
+        _start_resource_tracker(functions_log)
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -99,6 +100,22 @@ class HandlerProcesses:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 continue
+
+
+def _start_resource_tracker(functions_log: Path) -> None:
+    """multiprocessing's resource tracker (a helper process that removes the pool's semaphores
+    if the stack dies without cleaning up: a second Ctrl-C) writes its warnings to stderr, the
+    terminal's: started here with stderr on the functions' log, it writes them there."""
+    from multiprocessing import resource_tracker
+
+    saved = os.dup(2)
+    try:
+        with functions_log.open("ab") as log_file:
+            os.dup2(log_file.fileno(), 2)
+            resource_tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 # --- in the worker process ---------------------------------------------------------------------
