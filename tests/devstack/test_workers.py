@@ -7,6 +7,9 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
+from chalicelib.settings import LocalSettings, SettingsError
 from devstack.workers import HandlerProcesses, Invocation
 
 
@@ -34,3 +37,11 @@ def test_handlers_run_in_other_processes_and_report_errors_and_crashes(tmp_path:
     assert set(handled) == {"1", "4"} and str(os.getpid()) not in handled.values()
     assert handled["4"] in {str(pid) for pid in pids}
     assert "cannot handle 2" in text, "the traceback is in the functions' log"
+
+
+def test_one_image_per_cpu_in_worker_processes_by_default() -> None:
+    local = LocalSettings.from_env({})
+    assert local.concurrency == (os.cpu_count() or 1) and local.workers == "processes"
+    assert LocalSettings.from_env({"LOCAL_CONCURRENCY": "3", "LOCAL_WORKERS": "threads"}).workers == "threads"
+    with pytest.raises(SettingsError, match="LOCAL_WORKERS"):
+        LocalSettings.from_env({"LOCAL_WORKERS": "fibres"})
