@@ -347,9 +347,18 @@ class Throughput:
             f"{self.per_minute:.1f} images/min; CPU bound {self.bound:.1f} images/min ({self.cores} cores x 60 / "
             f"{self.cpu_per_image:.2f} CPU s per image) -> {self.per_minute / self.bound:.0%} of the bound",
             f"CPU seconds by process: {roles}",
-            f"the machine's CPUs were {machine:.0%} busy during it ({ours:.0%} with the stack's work, the rest other work); "
+            f"the machine's CPUs were {machine:.0%} busy during it ({ours:.0%} with the stack's work, the rest other work): "
+            f"the stack used {self.free_share:.0%} of the CPU time other work left it; "
             f"load average {self.load_before:.1f} before, {self.load_after:.1f} after",
         ]
+
+    @property
+    def free_share(self) -> float:
+        """The stack's CPU time over what the machine had minus what other work took: 100%
+        means no core sat idle while images waited (on a shared machine, the bound above
+        cannot be reached, but this can)."""
+        other = max(self.cpu.machine_busy - self.cpu.total, 0.0)
+        return self.cpu.total / max(self.cpu.machine_total - other, 1e-6)
 
 
 def main() -> int:
