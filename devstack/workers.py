@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-log = logging.getLogger("image_pipeline.local.workers")
+from devstack.processes import StartupError
 
 # In the worker: the app's handlers by name, set once by _start_worker.
 _HANDLERS: dict[str, Any] = {}
@@ -69,8 +69,11 @@ class HandlerProcesses:
         """Start every worker now (each imports the app), not on the first image."""
         with self._lock:
             futures = [self._pool.submit(_ready) for _ in range(self.count)]
-        for future in futures:
-            future.result(timeout)
+        try:
+            for future in futures:
+                future.result(timeout)
+        except (BrokenProcessPool, TimeoutError) as exc:
+            raise StartupError(f"the worker processes did not start ({exc or type(exc).__name__}); see {self._functions_log}") from None
 
     def invoke(self, call: Invocation) -> str | None:
         """Run the handler in a worker: None if it returned, else the error ("Type: message")."""
