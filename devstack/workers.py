@@ -2,7 +2,8 @@
 
 Rendering is C (libjpeg-turbo, libwebp, Pillow's resamplers) and releases the GIL, but the
 Python around it (boto3 signing and HTTP to the emulator, the catalog write, EXIF and record
-building) does not: in one process, images at once serialise on it. Each worker is a fresh
+building) does not: in one process, images at once share one GIL, and the more cores (and so
+images at once: LOCAL_CONCURRENCY follows the CPU count) the more they wait on it. Each worker is a fresh
 interpreter (`spawn`: the stack has threads running, which `fork` must not copy) that imports
 the app once, with the environment the stack set up, and writes the functions' output to the
 same log file. Outcomes reach the live log as before, through the events topic.
