@@ -2,14 +2,15 @@
 
 Rendering is C (libjpeg-turbo, libwebp, Pillow's resamplers) and releases the GIL, but the
 Python around it (boto3 signing and HTTP to the emulator, the catalog write, EXIF and record
-building) does not: in one process, images at once share one GIL, and the more cores (and so
-images at once: LOCAL_CONCURRENCY follows the CPU count) the more they wait on it. Each worker is a fresh
-interpreter (`spawn`: the stack has threads running, which `fork` must not copy) that imports
+building) does not: in one process, images at once share one GIL, and the more cores (and
+so images at once: LOCAL_CONCURRENCY follows the CPU count), the more they wait on it. Each
+worker is a fresh interpreter (`spawn`: the stack has threads running, which `fork` must not copy) that imports
 the app once, with the environment the stack set up, and writes the functions' output to the
 same log file. Outcomes reach the live log as before, through the events topic.
 
-A worker that dies (a crash in a codec, the kernel's OOM killer) breaks only the invocation in
-flight: it is reported as a failure (and so retried, then parked), and a new pool takes over.
+A worker that dies (a crash in a codec, the kernel's OOM killer) takes down the pool: the
+invocations in flight, its own and the other workers', are reported as failures (and so
+retried, then parked if they keep failing), and a new pool takes over. The stack keeps running.
 """
 
 from __future__ import annotations
