@@ -45,7 +45,7 @@ run: venv ## Run the whole pipeline locally: ./inbox -> emulated AWS -> ./outbox
 	$(BIN)/python -m devstack run
 
 MEASURE_ARGS ?=
-measure-local: venv ## Time `make run` on ../shared/corpus: 12 MP latency median, images/min for 20 (MEASURE_ARGS="--runs 7 --batch 20")
+measure-local: venv ## Time `make run` on ../shared/corpus: 12 MP latency, images/min vs the CPU bound (MEASURE_ARGS="--batch 20 --burst 300")
 	$(BIN)/python -m tools.measure_local_stack $(MEASURE_ARGS)
 
 test: venv ## Run the whole test suite (unit, functional, end-to-end)

@@ -22,6 +22,7 @@ READ_AUTH_MODES = AUTH_MODES
 OPEN_READ_STAGES = ("dev", "local")
 DEFAULT_ADMIN_GROUP = "admins"
 _USER_POOL_ARN = re.compile(r"arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[\w-]+_[0-9A-Za-z]+")
+LOCAL_WORKER_KINDS = ("processes", "threads")
 DEFAULT_REPROCESS_QUEUE = "image-pipeline-reprocess"
 DUPLICATE_MODES = ("flag", "reject")
 # Measured by bench/facts.py on the corpus (tests/unit/test_facts.py checks it): a photo and
@@ -197,7 +198,8 @@ class LocalSettings:
     outbox: Path = Path("outbox")
     stage: str = "dev"
     log_dir: Path = Path(".local")
-    concurrency: int = 2  # images processed at once (Lambda would run one container each)
+    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)  # images at once (Lambda: one container each)
+    workers: str = "processes"  # where the upload handler runs: worker processes, or threads of the stack
     verbose: bool = False  # echo the functions' JSON log lines on the console too
     overrides: Mapping[str, str] = field(default_factory=dict)
 
@@ -211,7 +213,8 @@ class LocalSettings:
             outbox=Path(env.get("OUTBOX", "").strip() or "outbox"),
             stage=env.get("STAGE", "").strip() or "dev",
             log_dir=Path(env.get("LOCAL_LOG_DIR", "").strip() or ".local"),
-            concurrency=_positive_int(env, "LOCAL_CONCURRENCY", 2),
+            concurrency=_positive_int(env, "LOCAL_CONCURRENCY", os.cpu_count() or 1),
+            workers=_choice(env, "LOCAL_WORKERS", LOCAL_WORKER_KINDS, "processes"),
             verbose=_bool(env, "LOCAL_VERBOSE", False),
             overrides={name: env[name] for name in LOCAL_OVERRIDABLE if env.get(name, "").strip()},
         )
