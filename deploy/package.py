@@ -37,6 +37,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+if not __package__:  # run as a script (python deploy/package.py): make `deploy` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from deploy import policy
+from deploy.api_gateway import api_gateway_extras, api_origin, write_api_key
+
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 
@@ -51,11 +57,15 @@ TERRAFORM_REFERENCES: dict[str, str] = {
     "CATALOG_TABLE": "${aws_dynamodb_table.catalog.name}",
     "EVENTS_TOPIC": "${aws_sns_topic.events.name}",
     "ALERTS_TOPIC_ARN": "${aws_sns_topic.alerts.arn}",
+    # Chalice's CognitoUserPoolAuthorizer puts the ARN into the swagger at import time; the
+    # pool exists when the stage uses cognito (COGNITO_STAGES below turns it on).
+    "COGNITO_USER_POOL_ARN": '${try(aws_cognito_user_pool.users[0].arn, "")}',
 }
 # Settings the app validates at import (a host name), so they cannot hold a reference
 # while Chalice imports it: they are swapped in the generated functions' environment.
 LATE_REFERENCES: dict[str, str] = {
     "CDN_DOMAIN": "${aws_cloudfront_distribution.processed.domain_name}",
+    "CDN_DISTRIBUTION_ID": "${aws_cloudfront_distribution.processed.id}",
 }
 # Queue names have no random part: the stage's value must be the name infra/ gives, and
 # stays a plain name in the environment (so the functions need not wait ~25 s for the
@@ -96,6 +106,9 @@ def package(stage: str, out: Path, *, region: str = "us-east-1", skip_requiremen
     api_key = write_api_key(template, _stage_env(stage).get("WRITE_AUTH", "none"))
     if api_key:
         (out / "api_key.tf.json").write_text(json.dumps(api_key, indent=2) + "\n")
+    extras = api_gateway_extras(template)
+    if extras:
+        (out / "api_gateway.tf.json").write_text(json.dumps(extras, indent=2) + "\n")
     _copy_infra(out)
     return template
 
@@ -113,9 +126,21 @@ def chalice_config(stage: str, outputs: dict[str, Any], config_path: Path = ROOT
     """Write infra's `chalice_environment` output into the stage's environment_variables
     (the settings the stage already defines); returns what changed."""
     config = json.loads(config_path.read_text())
-    env = deployable_stage(stage, config).setdefault("environment_variables", {})
+    stage_config = deployable_stage(stage, config)
+    env = stage_config.setdefault("environment_variables", {})
     changed = {name: str(outputs[name]) for name in env if name in outputs and env[name] != outputs[name]}
     env.update(changed)
+    # chalice deploy reads the policy files as they are: render the templates with the
+    # deployed names, account and region beside them, and point the stage at the copies.
+    try:
+        values = policy.output_values(outputs)
+        for name in sorted(policy.policy_files(stage_config)):
+            template = (config_path.parent / policy.template_name(name)).read_text()
+            rendered = policy.checked(policy.render(template, values), values)
+            (config_path.parent / policy.rendered_name(name)).write_text(json.dumps(rendered, indent=2) + "\n")
+    except policy.PolicyError as exc:
+        raise PackageError(str(exc)) from None
+    policy.repoint(stage_config, policy.rendered_name)
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     return changed
 
@@ -196,6 +221,19 @@ def _copy_app(src: Path, stage: str, *, skip_requirements: bool) -> None:
     for function in stage_config.get("lambda_functions", {}).values():
         function.pop("log_retention_in_days", None)
     config_path.write_text(json.dumps(config, indent=2))
+    _render_policies(src / ".chalice", stage_config, policy.TERRAFORM_VALUES)
+
+
+def _render_policies(chalice_dir: Path, stage_config: dict[str, Any], values: dict[str, str]) -> None:
+    """Each policy file the stage names, rendered from its template in .chalice/ (the
+    checked-in file) under the name the stage's config uses."""
+    for name in sorted(policy.policy_files(stage_config)):
+        template = (ROOT / ".chalice" / policy.template_name(name)).read_text()
+        try:
+            rendered = policy.checked(policy.render(template, values), values)
+        except policy.PolicyError as exc:
+            raise PackageError(f".chalice/{policy.template_name(name)}: {exc}") from None
+        (chalice_dir / name).write_text(json.dumps(rendered, indent=2) + "\n")
 
 
 def fix_template(template: dict[str, Any], queues: dict[str, str] | None = None) -> dict[str, Any]:
@@ -238,6 +276,12 @@ def fix_template(template: dict[str, Any], queues: dict[str, str] | None = None)
     return template
 
 
+def uses_cognito(env: dict[str, str]) -> bool:
+    """Whether the stage needs the Cognito user pool infra/ can create (a route authorised
+    by it, or the setting naming it)."""
+    return "cognito" in (env.get("WRITE_AUTH"), env.get("READ_AUTH")) or "COGNITO_USER_POOL_ARN" in env
+
+
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The app's functions as infra/ describes them: handler => {trigger, timeout}."""
     resources = template.get("resource", {})
@@ -277,52 +321,15 @@ def overrides(template: dict[str, Any], stage: str) -> dict[str, Any]:
             "aws_lambda_function_event_invoke_config": {"async": {"for_each": f"${{{{{async_refs}}}}}"}},
         },
     }
+    if uses_cognito(_stage_env(stage)):
+        override["variable"]["cognito_user_pool"] = {"default": True}
+    origin = api_origin(template)
+    if origin:
+        override["locals"] = {"api_origin": origin, "api_serves_gallery": True}
     endpoint = template.get("output", {}).get("EndpointURL", {}).get("value")
     if endpoint:
         override["output"] = {"api_url": {"value": endpoint}}
     return override
-
-
-def write_api_key(template: dict[str, Any], write_auth: str) -> dict[str, Any] | None:
-    """api_key.tf.json: with WRITE_AUTH=api_key Chalice marks the write routes
-    `api_key_required` but creates no key; API Gateway accepts a key only through a usage
-    plan on the stage. One key, one throttled plan, the key in a sensitive output."""
-    deployment = template.get("resource", {}).get("aws_api_gateway_deployment", {}).get("rest_api")
-    if write_auth != "api_key" or deployment is None:
-        return None
-    return {
-        "resource": {
-            "aws_api_gateway_api_key": {
-                "write": {
-                    "name": "${local.prefix}-write",
-                    "description": "x-api-key for the write routes (POST /uploads, DELETE /images/{id})",
-                }
-            },
-            "aws_api_gateway_usage_plan": {
-                "write": {
-                    "name": "${local.prefix}-write",
-                    # The deployment creates the stage (its stage_name attribute is deprecated).
-                    "api_stages": [{"api_id": "${aws_api_gateway_rest_api.rest_api.id}", "stage": deployment["stage_name"]}],
-                    "depends_on": ["aws_api_gateway_deployment.rest_api"],
-                    "throttle_settings": [{"rate_limit": "${var.api_key_rate_limit}", "burst_limit": "${var.api_key_burst_limit}"}],
-                }
-            },
-            "aws_api_gateway_usage_plan_key": {
-                "write": {
-                    "key_id": "${aws_api_gateway_api_key.write.id}",
-                    "key_type": "API_KEY",
-                    "usage_plan_id": "${aws_api_gateway_usage_plan.write.id}",
-                }
-            },
-        },
-        "output": {
-            "write_api_key": {
-                "description": "x-api-key for the write routes: terraform output -raw write_api_key",
-                "value": "${aws_api_gateway_api_key.write.value}",
-                "sensitive": True,
-            }
-        },
-    }
 
 
 def _read_outputs(path: Path) -> dict[str, Any]:
