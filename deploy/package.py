@@ -214,7 +214,7 @@ def _copy_app(src: Path, stage: str, *, skip_requirements: bool) -> None:
     # Only the settings the stage defines: an unused reference would still make every function
     # wait for that resource (CloudFront, a queue) at apply time.
     env = stage_config.get("environment_variables", {})
-    stage_config["environment_variables"] = {name: TERRAFORM_REFERENCES.get(name, value) for name, value in env.items()}
+    stage_config["environment_variables"] = referenced_environment(env)
     # Chalice would emit its own log groups (and its terraform output breaks on them): ours
     # live in infra/monitoring.tf.
     stage_config.pop("log_retention_in_days", None)
@@ -276,10 +276,14 @@ def fix_template(template: dict[str, Any], queues: dict[str, str] | None = None)
     return template
 
 
+def referenced_environment(env: dict[str, str]) -> dict[str, str]:
+    """The stage's settings with those naming an infra/ resource turned into references."""
+    return {name: TERRAFORM_REFERENCES.get(name, value) for name, value in env.items()}
+
+
 def uses_cognito(env: dict[str, str]) -> bool:
-    """Whether the stage needs the Cognito user pool infra/ can create (a route authorised
-    by it, or the setting naming it)."""
-    return "cognito" in (env.get("WRITE_AUTH"), env.get("READ_AUTH")) or "COGNITO_USER_POOL_ARN" in env
+    """Whether a route of the stage is authorised by the Cognito user pool infra/ creates."""
+    return "cognito" in (env.get("WRITE_AUTH"), env.get("READ_AUTH"))
 
 
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -305,7 +309,7 @@ def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(sorted(found.items()))
 
 
-def overrides(template: dict[str, Any], stage: str) -> dict[str, Any]:
+def overrides(template: dict[str, Any], stage: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """package_override.tf.json: values infra/ cannot know on its own."""
     app_functions = functions(template)
     # Terraform forbids overriding depends_on: the async settings get their dependency on the
@@ -321,7 +325,7 @@ def overrides(template: dict[str, Any], stage: str) -> dict[str, Any]:
             "aws_lambda_function_event_invoke_config": {"async": {"for_each": f"${{{{{async_refs}}}}}"}},
         },
     }
-    if uses_cognito(_stage_env(stage)):
+    if uses_cognito(_stage_env(stage) if env is None else env):
         override["variable"]["cognito_user_pool"] = {"default": True}
     origin = api_origin(template)
     if origin:

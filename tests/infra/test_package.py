@@ -363,3 +363,36 @@ def test_the_lambda_code_imports_nothing_that_is_not_deployed() -> None:
                 names = [node.module]
             offenders += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0] in undeployed]
     assert offenders == []
+
+
+def test_a_cognito_stage_gets_the_user_pool_and_its_arn(packaged: tuple[Path, dict[str, Any]]) -> None:
+    """WRITE_AUTH=cognito or READ_AUTH=cognito: the package turns on infra's user pool and
+    the stage's COGNITO_USER_POOL_ARN becomes a reference to it (Chalice's authorizer reads
+    it at import, into the swagger). prod (api_key) creates no pool."""
+    _, template = packaged
+    assert "cognito_user_pool" not in packaging.overrides(template, "prod")["variable"]
+    for env in ({"WRITE_AUTH": "cognito"}, {"WRITE_AUTH": "api_key", "READ_AUTH": "cognito"}):
+        assert packaging.overrides(template, "prod", env)["variable"]["cognito_user_pool"] == {"default": True}
+    assert not packaging.uses_cognito({"WRITE_AUTH": "iam", "READ_AUTH": "api_key"})
+    env = packaging.referenced_environment({"WRITE_AUTH": "cognito", "COGNITO_USER_POOL_ARN": "", "PRESETS": "web"})
+    assert env == {"WRITE_AUTH": "cognito", "COGNITO_USER_POOL_ARN": '${try(aws_cognito_user_pool.users[0].arn, "")}', "PRESETS": "web"}
+
+
+def test_read_routes_are_throttled_and_the_api_origin_allowed_to_upload(packaged: tuple[Path, dict[str, Any]]) -> None:
+    """api_gateway.tf.json throttles every GET route (method paths as API Gateway spells
+    them); the override gives infra's upload CORS rule the API's origin instead of "*"."""
+    out, _ = packaged
+    extras = json.loads((out / "api_gateway.tf.json").read_text())
+    assert extras["locals"]["api_read_method_paths"] == ["~1/GET", "~1health/GET", "~1images/GET", "~1images~1{image_id}/GET"]
+    settings = extras["resource"]["aws_api_gateway_method_settings"]["reads"]
+    assert settings["settings"] == [
+        {"throttling_rate_limit": "${var.api_read_rate_limit}", "throttling_burst_limit": "${var.api_read_burst_limit}"}
+    ]
+    override = json.loads((out / "package_override.tf.json").read_text())
+    assert override["locals"] == {
+        "api_origin": "https://${aws_api_gateway_rest_api.rest_api.id}.execute-api.${var.region}.amazonaws.com",
+        "api_serves_gallery": True,
+    }
+    assert packaging.api_gateway_extras({"resource": {}}) is None
+    block = re.search(r'variable "upload_cors_origins" \{.*?\n\}', (ROOT / "infra" / "variables.tf").read_text(), re.DOTALL)
+    assert block and "default     = []" in block.group(0)
