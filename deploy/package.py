@@ -4,18 +4,22 @@
 holds everything else (buckets, table, topics, queues, alarms, CDN). This script puts both in
 one directory that `terraform init && terraform apply` deploys:
 
-1. copies the app (app.py, chalicelib/, vendor/, requirements.txt, .chalice/) into a clean
-   source directory and, in that copy only, sets the stage's bucket/table/topic/queue
-   variables to Terraform references (``${aws_s3_bucket.uploads.bucket}``...), so Chalice
-   wires its triggers and environment to the resources infra/ creates;
+1. copies the app (app.py, chalicelib/, vendor/, .chalice/, and requirements-lock.txt as its
+   requirements.txt: hash-pinned, deploy/lock.py) into a clean source directory and, in
+   that copy only, sets the stage's bucket/table/topic/queue variables to Terraform
+   references (``${aws_s3_bucket.uploads.bucket}``...), so Chalice wires its triggers and
+   environment to the resources infra/ creates, and renders the IAM policy templates with
+   exact ARNs (deploy/policy.py);
 2. runs ``chalice package`` there;
 3. repairs chalice.tf.json for current Terraform (drops Chalice's Terraform < 1.4 / AWS
    provider < 5 pins and its ``null_data_source``, which needs a provider nobody uses);
 4. copies infra/*.tf (and infra/terraform.tfvars if you made one) beside it and writes
    ``package_override.tf.json`` for what Chalice cannot express: the app's function list,
    the bucket notification waiting for its Lambda permissions, functions waiting for their
-   log groups, async retries and on-failure destinations; with ``WRITE_AUTH=api_key``,
-   ``api_key.tf.json``: the key and usage plan API Gateway needs to accept it.
+   log groups, async retries and on-failure destinations, the API's origin for the upload
+   CORS rule, the Cognito pool for a cognito stage; ``api_gateway.tf.json``: the read
+   routes' throttling; with ``WRITE_AUTH=api_key``, ``api_key.tf.json``: the key and usage
+   plan API Gateway needs to accept it (deploy/api_gateway.py).
 
 The output directory keeps Terraform's state and plugins (``terraform.tfstate*``,
 ``.terraform*``) between runs; only generated files are replaced.
@@ -40,7 +44,7 @@ from typing import Any
 if not __package__:  # run as a script (python deploy/package.py): make `deploy` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deploy import policy
+from deploy import lock, policy
 from deploy.api_gateway import api_gateway_extras, api_origin, write_api_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,8 +204,10 @@ def _copy_app(src: Path, stage: str, *, skip_requirements: bool) -> None:
     shutil.copytree(ROOT / "chalicelib", src / "chalicelib", ignore=ignore)
     if (ROOT / "vendor").is_dir():
         shutil.copytree(ROOT / "vendor", src / "vendor", ignore=ignore)
-    requirements = "" if skip_requirements else (ROOT / "requirements.txt").read_text()
-    (src / "requirements.txt").write_text(requirements)
+    try:
+        (src / "requirements.txt").write_text("" if skip_requirements else lock.lambda_requirements())
+    except lock.LockError as exc:
+        raise PackageError(str(exc)) from None
     shutil.copytree(ROOT / ".chalice", src / ".chalice", ignore=shutil.ignore_patterns("deployments", "deployed"))
     if not skip_requirements:
         # Reuse Chalice's cache of built dependencies (keyed by requirements) across runs.
