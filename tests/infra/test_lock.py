@@ -11,7 +11,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
 from deploy import lock
-from deploy import package as packaging
+from deploy import package as deploy_package
 from tests.conftest import ROOT
 
 REQUIREMENTS = (ROOT / "requirements.txt").read_text()
@@ -75,5 +75,5 @@ def test_make_lock_writes_one_hashed_entry_per_pin() -> None:
 
 
 def test_the_package_source_gets_the_lock_as_its_requirements(tmp_path: Path) -> None:
-    packaging._copy_app(tmp_path / "src", "prod", skip_requirements=False)
+    deploy_package._copy_app(tmp_path / "src", "prod", skip_requirements=False)
     assert (tmp_path / "src" / "requirements.txt").read_text() == LOCK
