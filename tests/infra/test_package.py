@@ -89,6 +89,7 @@ def test_app_settings_point_at_terraform_resources(packaged: tuple[Path, dict[st
         assert env["CATALOG_TABLE"] == "${aws_dynamodb_table.catalog.name}"
         assert env["EVENTS_TOPIC"] == "${aws_sns_topic.events.name}"
         assert env["ALERTS_TOPIC_ARN"] == "${aws_sns_topic.alerts.arn}"
+        assert env["CDN_DISTRIBUTION_ID"] == "${aws_cloudfront_distribution.processed.id}"  # DELETE invalidates there
         assert function["depends_on"] == ["aws_cloudwatch_log_group.functions"]
     # ...in the package only: the checked-in config keeps plain names for chalice deploy.
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
@@ -257,6 +258,7 @@ def test_chalice_config_writes_only_the_settings_the_stage_defines(tmp_path: Pat
     assert changed == {
         "UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d",
         "PROCESSED_BUCKET": "image-pipeline-prod-processed-0a1b2c3d",
+        "CDN_DISTRIBUTION_ID": "E2EXAMPLE",
     }
     written = json.loads(config.read_text())
     assert "NOT_A_SETTING" not in written["stages"]["prod"]["environment_variables"]

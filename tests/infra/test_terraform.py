@@ -279,6 +279,8 @@ def test_packaged_prod_applies_against_moto(
     assert outputs["chalice_environment"]["COGNITO_USER_POOL_ARN"] == outputs["cognito_user_pool_arn"]
     # the distribution DELETE invalidates, for the setting and the rendered IAM policies
     assert outputs["chalice_environment"]["CDN_DISTRIBUTION_ID"] == summary["Id"] == outputs["cloudfront_distribution_id"]
+    handler_env = lam.get_function_configuration(FunctionName="image-pipeline-prod-remove_renditions")["Environment"]["Variables"]
+    assert handler_env["CDN_DISTRIBUTION_ID"] == summary["Id"]
     assert outputs["chalice_environment"]["AWS_ACCOUNT_ID"] == "123456789012"
 
     # the roles' policies as IAM holds them: exact buckets, our region and account, our distribution
