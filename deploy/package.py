@@ -61,9 +61,10 @@ TERRAFORM_REFERENCES: dict[str, str] = {
     "CATALOG_TABLE": "${aws_dynamodb_table.catalog.name}",
     "EVENTS_TOPIC": "${aws_sns_topic.events.name}",
     "ALERTS_TOPIC_ARN": "${aws_sns_topic.alerts.arn}",
-    # Chalice's CognitoUserPoolAuthorizer puts the ARN into the swagger at import time; the
-    # pool exists when the stage uses cognito (COGNITO_STAGES below turns it on).
-    "COGNITO_USER_POOL_ARN": '${try(aws_cognito_user_pool.users[0].arn, "")}',
+    # Chalice's CognitoUserPoolAuthorizer puts the ARN into the swagger at import time (a
+    # JSON string in a JSON string: no quotes in the expression). A stage naming it gets the
+    # pool (uses_cognito).
+    "COGNITO_USER_POOL_ARN": "${aws_cognito_user_pool.users[0].arn}",
 }
 # Settings the app validates at import (a host name), so they cannot hold a reference
 # while Chalice imports it: they are swapped in the generated functions' environment.
@@ -288,8 +289,9 @@ def referenced_environment(env: dict[str, str]) -> dict[str, str]:
 
 
 def uses_cognito(env: dict[str, str]) -> bool:
-    """Whether a route of the stage is authorised by the Cognito user pool infra/ creates."""
-    return "cognito" in (env.get("WRITE_AUTH"), env.get("READ_AUTH"))
+    """Whether the stage needs the Cognito user pool infra/ can create: a route authorised
+    by it, or the setting that names it."""
+    return "cognito" in (env.get("WRITE_AUTH"), env.get("READ_AUTH")) or "COGNITO_USER_POOL_ARN" in env
 
 
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -99,13 +99,13 @@ REGIONAL = ("dynamodb", "sqs", "logs", "sns", "lambda")
 GLOBAL_WITH_ACCOUNT = ("cloudfront",)
 
 
-def _listed(value: Any) -> list[Any]:
+def listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
 def _account_condition(statement: dict[str, Any], account: str) -> bool:
     equals = statement.get("Condition", {}).get("StringEquals", {})
-    return any(_listed(equals.get(key)) == [account] for key in ACCOUNT_CONDITION_KEYS)
+    return any(listed(equals.get(key)) == [account] for key in ACCOUNT_CONDITION_KEYS)
 
 
 def problems(policy_doc: dict[str, Any], region: str, account: str) -> list[str]:
@@ -113,9 +113,9 @@ def problems(policy_doc: dict[str, Any], region: str, account: str) -> list[str]
     with a wildcard and no account condition; a regional ARN whose region or account is not
     `region`/`account`. Empty when every resource is ours."""
     found = []
-    for statement in _listed(policy_doc["Statement"]):
+    for statement in listed(policy_doc["Statement"]):
         sid = statement.get("Sid", "?")
-        for resource in _listed(statement["Resource"]):
+        for resource in listed(statement["Resource"]):
             parts = resource.split(":", 5)
             service = parts[2] if len(parts) == 6 else ""
             if service == "s3":

@@ -79,7 +79,7 @@ def test_no_resource_could_be_another_accounts(role: str) -> None:
     account condition, and rendering refuses anything else."""
     assert policies.problems(POLICIES[role], REGION, ACCOUNT) == []
     for statement in POLICIES[role]["Statement"]:
-        if any(r.startswith("arn:aws:s3:::") for r in policies._listed(statement["Resource"])):
+        if any(r.startswith("arn:aws:s3:::") for r in policies.listed(statement["Resource"])):
             assert statement["Condition"] == {"StringEquals": {"s3:ResourceAccount": ACCOUNT}}, statement["Sid"]
     # a bucket of the same name prefix in someone else's account is no longer ours
     suffixed = f"arn:aws:s3:::{PROD['PROCESSED_BUCKET']}-attacker/{PROD['OUTPUT_PREFIX']}x.jpg"

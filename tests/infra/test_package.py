@@ -376,8 +376,9 @@ def test_a_cognito_stage_gets_the_user_pool_and_its_arn(packaged: tuple[Path, di
     for env in ({"WRITE_AUTH": "cognito"}, {"WRITE_AUTH": "api_key", "READ_AUTH": "cognito"}):
         assert packaging.overrides(template, "prod", env)["variable"]["cognito_user_pool"] == {"default": True}
     assert not packaging.uses_cognito({"WRITE_AUTH": "iam", "READ_AUTH": "api_key"})
+    assert packaging.uses_cognito({"WRITE_AUTH": "iam", "COGNITO_USER_POOL_ARN": ""})  # its reference needs the pool
     env = packaging.referenced_environment({"WRITE_AUTH": "cognito", "COGNITO_USER_POOL_ARN": "", "PRESETS": "web"})
-    assert env == {"WRITE_AUTH": "cognito", "COGNITO_USER_POOL_ARN": '${try(aws_cognito_user_pool.users[0].arn, "")}', "PRESETS": "web"}
+    assert env == {"WRITE_AUTH": "cognito", "COGNITO_USER_POOL_ARN": "${aws_cognito_user_pool.users[0].arn}", "PRESETS": "web"}
 
 
 def test_read_routes_are_throttled_and_the_api_origin_allowed_to_upload(packaged: tuple[Path, dict[str, Any]]) -> None:
