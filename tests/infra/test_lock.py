@@ -4,6 +4,9 @@ step with requirements.txt (deploy/lock.py, `make lock`). Offline: nothing is fe
 from __future__ import annotations
 
 import importlib.metadata
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +80,25 @@ def test_make_lock_writes_one_hashed_entry_per_pin() -> None:
 def test_the_package_source_gets_the_lock_as_its_requirements(tmp_path: Path) -> None:
     deploy_package._copy_app(tmp_path / "src", "prod", skip_requirements=False)
     assert (tmp_path / "src" / "requirements.txt").read_text() == LOCK
+
+
+def test_pip_refuses_bytes_the_lock_does_not_hash(tmp_path: Path) -> None:
+    """The lock's format as pip itself reads it (offline: a local "wheel" of the right name
+    and the wrong bytes stands in for a tampered release): refused, and so is a lock entry
+    without a hash."""
+    links, out = tmp_path / "links", tmp_path / "out"
+    links.mkdir()
+    (links / "six-1.17.0-py2.py3-none-any.whl").write_bytes(b"not the wheel PyPI published")
+    entry = re.search(r"^six==1\.17\.0 \\\n(?:    --hash=sha256:[0-9a-f]{64}(?: \\)?\n)+", LOCK, re.MULTILINE)
+    assert entry, "six is in the lock with its hashes"
+    pip = [sys.executable, "-m", "pip", "download", "--isolated", "--no-index", "--no-deps", "--find-links", str(links)]
+
+    def download(lock_text: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "lock.txt").write_text(lock_text)
+        return subprocess.run([*pip, "--dest", str(out), "-r", str(tmp_path / "lock.txt")], capture_output=True, text=True, check=False)
+
+    tampered = download(lock.HEADER + entry.group(0))
+    assert tampered.returncode != 0 and "DO NOT MATCH THE HASHES" in tampered.stderr, tampered.stderr
+    unhashed = download(lock.HEADER + "six==1.17.0\n")
+    assert unhashed.returncode != 0 and "Hashes are required in --require-hashes mode" in unhashed.stderr, unhashed.stderr
+    assert not out.exists() or not list(out.iterdir())  # nothing was kept
