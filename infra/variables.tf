@@ -163,11 +163,11 @@ variable "cognito_admin_group" {
 variable "api_read_rate_limit" {
   description = "Requests per second (steady, whole stage) API Gateway lets through to each read route (GET /, /images, /images/{id}, /health); beyond it callers get 429 and the API function is not invoked. Path 1 only (api_gateway.tf.json)."
   type        = number
-  default     = 20
+  default     = 10
 }
 
 variable "api_read_burst_limit" {
-  description = "Burst of requests API Gateway lets through to each read route. Path 1 only."
+  description = "Burst of requests API Gateway lets through at once to each read route (path 1). Keep (read routes x burst) well under the API function's reserved concurrency (50 in prod): the rest is left to the writes."
   type        = number
-  default     = 40
+  default     = 10
 }

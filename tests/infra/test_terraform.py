@@ -335,8 +335,13 @@ def test_packaged_prod_plan_throttles_reads_and_limits_upload_cors(
     for after in settings.values():
         assert after["stage_name"] == "api"
         (throttle,) = after["settings"]
-        assert (throttle["throttling_rate_limit"], throttle["throttling_burst_limit"]) == (15, 40)
+        assert (throttle["throttling_rate_limit"], throttle["throttling_burst_limit"]) == (15, 10)
     assert not [s for s in settings.values() if s["method_path"].endswith(("/POST", "/DELETE", "*/*"))]
+    # every read route bursting at once still leaves the writes part of the API function's
+    # reserved concurrency (at least 10 of prod's 50)
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    reserved = config["stages"]["prod"]["lambda_functions"]["api_handler"]["reserved_concurrency"]
+    assert sum(s["settings"][0]["throttling_burst_limit"] for s in settings.values()) <= reserved - 10
 
     cors = changes["aws_s3_bucket_cors_configuration.uploads[0]"]
     assert cors["after_unknown"]["cors_rule"][0]["allowed_origins"] is True  # the API's id, known at apply
