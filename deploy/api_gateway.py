@@ -1,6 +1,6 @@
-"""Files `make package` adds around Chalice's REST API, for what Chalice cannot express:
-the write key and its usage plan (``WRITE_AUTH=api_key``), per-method throttling of the
-read routes, and the API's origin for the upload bucket's CORS rule."""
+"""What `make package` adds around Chalice's REST API, for what Chalice cannot express:
+the write key and its usage plan (``WRITE_AUTH=api_key``), and the locals pointing infra/'s
+read-route throttling and upload CORS rule at the API."""
 
 from __future__ import annotations
 
@@ -21,40 +21,21 @@ def read_method_paths(template: dict[str, Any]) -> list[str]:
     return sorted(paths)
 
 
-def api_origin(template: dict[str, Any]) -> str | None:
-    """The API's own origin (the gallery's page is served by it), as a Terraform expression."""
-    if "rest_api" not in template.get("resource", {}).get("aws_api_gateway_rest_api", {}):
-        return None
-    return "https://${aws_api_gateway_rest_api.rest_api.id}.execute-api.${var.region}.amazonaws.com"
-
-
-def api_gateway_extras(template: dict[str, Any]) -> dict[str, Any] | None:
-    """api_gateway.tf.json: the read routes throttled per method (an anonymous flood of GETs
-    is answered 429 by API Gateway and cannot use up the API function's reserved concurrency,
-    which POST /uploads and DELETE share)."""
+def api_locals(template: dict[str, Any]) -> dict[str, Any]:
+    """Locals of infra/ that package_override.tf.json sets from Chalice's API: the read routes
+    to throttle (infra/api.tf) on its stage, and the API's own origin for the upload bucket's
+    CORS rule (infra/storage.tf: the API serves the gallery). Empty without an API."""
     deployment = template.get("resource", {}).get("aws_api_gateway_deployment", {}).get("rest_api")
-    if deployment is None:
-        return None
+    if deployment is None or "rest_api" not in template["resource"].get("aws_api_gateway_rest_api", {}):
+        return {}
     return {
-        "locals": {"api_read_method_paths": read_method_paths(template)},
-        "resource": {
-            "aws_api_gateway_method_settings": {
-                "reads": {
-                    "for_each": "${toset(local.api_read_method_paths)}",
-                    "rest_api_id": "${aws_api_gateway_rest_api.rest_api.id}",
-                    # The deployment creates the stage (its stage_name attribute is deprecated).
-                    "stage_name": deployment["stage_name"],
-                    "method_path": "${each.value}",
-                    "depends_on": ["aws_api_gateway_deployment.rest_api"],
-                    "settings": [
-                        {
-                            "throttling_rate_limit": "${var.api_read_rate_limit}",
-                            "throttling_burst_limit": "${var.api_read_burst_limit}",
-                        }
-                    ],
-                }
-            }
-        },
+        "api_throttled": True,
+        "api_id": "${aws_api_gateway_rest_api.rest_api.id}",
+        # Through the deployment, which creates the stage: the settings wait for it.
+        "api_stage_name": "${aws_api_gateway_deployment.rest_api.stage_name}",
+        "api_read_method_paths": read_method_paths(template),
+        "api_origin": "https://${aws_api_gateway_rest_api.rest_api.id}.execute-api.${var.region}.amazonaws.com",
+        "api_serves_gallery": True,
     }
 
 

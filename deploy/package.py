@@ -16,10 +16,10 @@ one directory that `terraform init && terraform apply` deploys:
 4. copies infra/*.tf (and infra/terraform.tfvars if you made one) beside it and writes
    ``package_override.tf.json`` for what Chalice cannot express: the app's function list,
    the bucket notification waiting for its Lambda permissions, functions waiting for their
-   log groups, async retries and on-failure destinations, the API's origin for the upload
-   CORS rule, the Cognito pool for a cognito stage; ``api_gateway.tf.json``: the read
-   routes' throttling; with ``WRITE_AUTH=api_key``, ``api_key.tf.json``: the key and usage
-   plan API Gateway needs to accept it (deploy/api_gateway.py).
+   log groups, async retries and on-failure destinations, the API and stage whose read
+   routes infra/api.tf throttles, the API's origin for the upload CORS rule, the Cognito
+   pool for a cognito stage; with ``WRITE_AUTH=api_key``, ``api_key.tf.json``: the key and
+   usage plan API Gateway needs to accept it (deploy/api_gateway.py).
 
 The output directory keeps Terraform's state and plugins (``terraform.tfstate*``,
 ``.terraform*``) between runs; only generated files are replaced.
@@ -45,7 +45,7 @@ if not __package__:  # run as a script (python deploy/package.py): make `deploy`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy import lock, policy
-from deploy.api_gateway import api_gateway_extras, api_origin, write_api_key
+from deploy.api_gateway import api_locals, write_api_key
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -111,9 +111,6 @@ def package(stage: str, out: Path, *, region: str = "us-east-1", skip_requiremen
     api_key = write_api_key(template, _stage_env(stage).get("WRITE_AUTH", "none"))
     if api_key:
         (out / "api_key.tf.json").write_text(json.dumps(api_key, indent=2) + "\n")
-    extras = api_gateway_extras(template)
-    if extras:
-        (out / "api_gateway.tf.json").write_text(json.dumps(extras, indent=2) + "\n")
     _copy_infra(out)
     return template
 
@@ -335,9 +332,9 @@ def overrides(template: dict[str, Any], stage: str, env: dict[str, str] | None =
     }
     if uses_cognito(_stage_env(stage) if env is None else env):
         override["variable"]["cognito_user_pool"] = {"default": True}
-    origin = api_origin(template)
-    if origin:
-        override["locals"] = {"api_origin": origin, "api_serves_gallery": True}
+    api = api_locals(template)
+    if api:
+        override["locals"] = api
     endpoint = template.get("output", {}).get("EndpointURL", {}).get("value")
     if endpoint:
         override["output"] = {"api_url": {"value": endpoint}}

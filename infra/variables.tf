@@ -161,13 +161,25 @@ variable "cognito_admin_group" {
 }
 
 variable "api_read_rate_limit" {
-  description = "Requests per second (steady, whole stage) API Gateway lets through to each read route (GET /, /images, /images/{id}, /health); beyond it callers get 429 and the API function is not invoked. Path 1 only (api_gateway.tf.json)."
+  description = "Requests per second (steady, whole stage) API Gateway lets through to each read route (GET /, /images, /images/{id}, /health); beyond it callers get 429 and the API function is not invoked (infra/api.tf)."
   type        = number
   default     = 10
 }
 
 variable "api_read_burst_limit" {
-  description = "Burst of requests API Gateway lets through at once to each read route (path 1). Keep (read routes x burst) well under the API function's reserved concurrency (50 in prod): the rest is left to the writes."
+  description = "Burst of requests API Gateway lets through at once to each read route. Keep (read routes x burst) well under the API function's reserved concurrency (50 in prod): the rest is left to the writes."
   type        = number
   default     = 10
+}
+
+variable "rest_api_id" {
+  description = "Chalice-deploy path only: id of the app's REST API (https://<id>.execute-api...: `chalice url --stage <stage>`), to throttle its read routes. The packaged directory sets it itself."
+  type        = string
+  default     = ""
+}
+
+variable "api_stage_name" {
+  description = "Chalice-deploy path only: the API Gateway stage of the REST API (api_gateway_stage in .chalice/config.json)."
+  type        = string
+  default     = "api"
 }

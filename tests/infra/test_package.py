@@ -382,20 +382,25 @@ def test_a_cognito_stage_gets_the_user_pool_and_its_arn(packaged: tuple[Path, di
 
 
 def test_read_routes_are_throttled_and_the_api_origin_allowed_to_upload(packaged: tuple[Path, dict[str, Any]]) -> None:
-    """api_gateway.tf.json throttles every GET route (method paths as API Gateway spells
-    them); the override gives infra's upload CORS rule the API's origin instead of "*"."""
-    out, _ = packaged
-    extras = json.loads((out / "api_gateway.tf.json").read_text())
-    assert extras["locals"]["api_read_method_paths"] == ["~1/GET", "~1health/GET", "~1images/GET", "~1images~1{image_id}/GET"]
-    settings = extras["resource"]["aws_api_gateway_method_settings"]["reads"]
-    assert settings["settings"] == [
-        {"throttling_rate_limit": "${var.api_read_rate_limit}", "throttling_burst_limit": "${var.api_read_burst_limit}"}
-    ]
+    """The override points infra/api.tf's throttling at Chalice's API and stage (through the
+    deployment, which creates the stage) for every GET route, method paths as API Gateway
+    spells them, and gives infra's upload CORS rule the API's origin instead of "*"."""
+    out, template = packaged
     override = json.loads((out / "package_override.tf.json").read_text())
     assert override["locals"] == {
+        "api_throttled": True,
+        "api_id": "${aws_api_gateway_rest_api.rest_api.id}",
+        "api_stage_name": "${aws_api_gateway_deployment.rest_api.stage_name}",
+        "api_read_method_paths": ["~1/GET", "~1health/GET", "~1images/GET", "~1images~1{image_id}/GET"],
         "api_origin": "https://${aws_api_gateway_rest_api.rest_api.id}.execute-api.${var.region}.amazonaws.com",
         "api_serves_gallery": True,
     }
-    assert packaging.api_gateway_extras({"resource": {}}) is None
+    swagger = json.loads(template["locals"]["chalice_api_swagger"])
+    gets = {path for path, ops in swagger["paths"].items() if "get" in ops}
+    assert len(gets) == len(override["locals"]["api_read_method_paths"])
+    assert packaging.api_locals({"resource": {}}) == {}
+    # infra/ alone (path 2) knows the same routes (a new read route must be added there too)
+    infra_api = (ROOT / "infra" / "api.tf").read_text()
+    assert all(f'"{p}"' in infra_api for p in override["locals"]["api_read_method_paths"])
     block = re.search(r'variable "upload_cors_origins" \{.*?\n\}', (ROOT / "infra" / "variables.tf").read_text(), re.DOTALL)
     assert block and "default     = []" in block.group(0)

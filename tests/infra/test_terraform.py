@@ -348,3 +348,21 @@ def test_packaged_prod_plan_throttles_reads_and_limits_upload_cors(
     assert cors["after"]["cors_rule"][0].get("allowed_origins") is None  # not "*", nor any fixed value
     assert cors["after"]["cors_rule"][0]["allowed_methods"] == ["POST"]
     assert not [a for a in changes if a.startswith("aws_cognito_")]  # prod does not use cognito
+
+    # the chalice-deploy path: infra/ alone throttles the API named by rest_api_id, and only then
+    alone = tmp_path / "infra"
+    alone.mkdir()
+    for tf in (ROOT / "infra").glob("*.tf"):
+        (alone / tf.name).write_text(tf.read_text())
+    write_json(alone / "moto_override.tf.json", provider_for_moto(moto_server))
+    terraform(terraform_env, alone, "init", "-backend=false", "-input=false")
+    for args, expected in (([], set()), (["-var=rest_api_id=abc123"], {s["method_path"] for s in settings.values()})):
+        terraform(terraform_env, alone, "plan", "-input=false", "-out=plan.bin", *args)
+        changes = {
+            c["address"]: c["change"]["after"]
+            for c in json.loads(terraform(terraform_env, alone, "show", "-json", "plan.bin").stdout)["resource_changes"]
+        }
+        reads = [a for a in changes.values() if "method_path" in a]
+        assert {a["method_path"] for a in reads} == expected
+        assert all((a["rest_api_id"], a["stage_name"]) == ("abc123", "api") for a in reads)
+        assert not [a for a in changes if a.startswith("aws_s3_bucket_cors_configuration.")]  # no origin known: no rule
