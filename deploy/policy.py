@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 # Placeholder => the Terraform expression giving its value in the packaged directory.
@@ -84,7 +85,7 @@ def policy_files(stage_config: dict[str, Any]) -> set[str]:
     return names
 
 
-def repoint(stage_config: dict[str, Any], name_for: Any) -> None:
+def repoint(stage_config: dict[str, Any], name_for: Callable[[str], str]) -> None:
     """Set every iam_policy_file of the stage to `name_for(current name)`."""
     if stage_config.get("iam_policy_file"):
         stage_config["iam_policy_file"] = name_for(stage_config["iam_policy_file"])
