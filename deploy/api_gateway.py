@@ -39,6 +39,18 @@ def api_locals(template: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def key_auth(env: dict[str, str]) -> str:
+    """`api_key` when any route of the stage wants API Gateway's key (WRITE_AUTH or, from
+    issue 14, READ_AUTH): the key and its usage plan serve both."""
+    return "api_key" if "api_key" in (env.get("WRITE_AUTH"), env.get("READ_AUTH")) else "none"
+
+
+def uses_cognito(env: dict[str, str]) -> bool:
+    """Whether the stage needs the Cognito user pool infra/ can create: a route authorised
+    by it, or the setting that names it."""
+    return "cognito" in (env.get("WRITE_AUTH"), env.get("READ_AUTH")) or "COGNITO_USER_POOL_ARN" in env
+
+
 def write_api_key(template: dict[str, Any], write_auth: str) -> dict[str, Any] | None:
     """api_key.tf.json: with WRITE_AUTH=api_key Chalice marks the write routes
     `api_key_required` but creates no key; API Gateway accepts a key only through a usage

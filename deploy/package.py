@@ -45,7 +45,7 @@ if not __package__:  # run as a script (python deploy/package.py): make `deploy`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy import lock, policy
-from deploy.api_gateway import api_locals, write_api_key
+from deploy.api_gateway import api_locals, key_auth, uses_cognito, write_api_key
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -108,7 +108,7 @@ def package(stage: str, out: Path, *, region: str = "us-east-1", skip_requiremen
     template = fix_template(template, queues=_stage_queues(stage))
     (out / "chalice.tf.json").write_text(json.dumps(template, indent=2) + "\n")
     (out / "package_override.tf.json").write_text(json.dumps(overrides(template, stage), indent=2) + "\n")
-    api_key = write_api_key(template, _stage_env(stage).get("WRITE_AUTH", "none"))
+    api_key = write_api_key(template, key_auth(_stage_env(stage)))
     if api_key:
         (out / "api_key.tf.json").write_text(json.dumps(api_key, indent=2) + "\n")
     _copy_infra(out)
@@ -283,12 +283,6 @@ def fix_template(template: dict[str, Any], queues: dict[str, str] | None = None)
 def referenced_environment(env: dict[str, str]) -> dict[str, str]:
     """The stage's settings with those naming an infra/ resource turned into references."""
     return {name: TERRAFORM_REFERENCES.get(name, value) for name, value in env.items()}
-
-
-def uses_cognito(env: dict[str, str]) -> bool:
-    """Whether the stage needs the Cognito user pool infra/ can create: a route authorised
-    by it, or the setting that names it."""
-    return "cognito" in (env.get("WRITE_AUTH"), env.get("READ_AUTH")) or "COGNITO_USER_POOL_ARN" in env
 
 
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

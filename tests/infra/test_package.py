@@ -303,6 +303,9 @@ def test_api_key_stage_gets_a_key_and_usage_plan(packaged: tuple[Path, dict[str,
     assert all(verb in ("post", "put", "delete", "patch") for _, verb in keyed)
     for mode in ("none", "iam"):
         assert packaging.write_api_key(template, mode) is None
+    # READ_AUTH=api_key needs the same key and plan, whatever guards the writes
+    assert packaging.key_auth({"WRITE_AUTH": "cognito", "READ_AUTH": "api_key"}) == "api_key"
+    assert packaging.key_auth({"WRITE_AUTH": "cognito", "READ_AUTH": "cognito"}) == "none"
     assert packaging.write_api_key({"resource": {}}, "api_key") is None  # no routes, no API
 
 
