@@ -13,7 +13,7 @@ from chalicelib import renditions
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
 from chalicelib.imaging import render
-from chalicelib.keys import image_id_for, output_folder, source_stem
+from chalicelib.keys import image_id_for, output_folder, rendition_version, source_stem
 from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
 from chalicelib.outcomes import Notice, Outcome, announce, announce_failure, best_effort, error_text, ignored, outside_our_uploads, short
 from chalicelib.records import ImageRecord, RenditionRecord
@@ -127,7 +127,10 @@ def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.Ren
     attempt.timed("read", mark)
     mark = time.perf_counter()
     workers = render.worker_count(settings.max_workers, settings.lambda_memory_mb)
-    writer = renditions.RenditionWriter(adapters, source, output_folder(settings, attempt.upload.key), attempt.previous, workers)
+    # A new source version or profile gets a new folder: a URL once served never changes.
+    version = rendition_version(source.version_id, source.etag, adapters.profile.version)
+    folder = output_folder(settings, attempt.upload.key, version)
+    writer = renditions.RenditionWriter(adapters, source, folder, attempt.previous, workers)
     try:
         result = render.render(
             data, adapters.profile, adapters.limits, source_stem(source.key), workers=workers, on_rendition=writer.submit
