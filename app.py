@@ -82,7 +82,7 @@ def get_image(image_id: str) -> Response:
 
 @app.route("/images/{image_id}", methods=["DELETE"], **WRITE_AUTH)
 def delete_image(image_id: str) -> Response:
-    """Delete an image's renditions and record (?source=true also deletes the upload)."""
+    """Delete an image: renditions, source (unless ?keep_source=true), CDN copies; a tombstone stays."""
     return _answer(lambda: api.delete_image(api_context(), image_id, _request().query_params))
 
 

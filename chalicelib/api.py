@@ -23,7 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from chalicelib import deletion
 from chalicelib.catalog import Catalog, index_for
+from chalicelib.cdn import Cdn
 from chalicelib.keys import image_id_for
 from chalicelib.links import Links
 from chalicelib.models import Status
@@ -72,6 +74,7 @@ class Api:
     probe: Probe
     clock: Callable[[], datetime] = _now
     new_id: Callable[[], str] = _new_id
+    cdn: Cdn | None = None  # invalidated on DELETE when CDN_DISTRIBUTION_ID is set
 
 
 @dataclass(frozen=True)
@@ -349,22 +352,19 @@ def upload_key(prefix: str, filename: str, when: datetime, unique: str) -> str:
 
 
 def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None) -> Reply:
-    with_source = _flag((query or {}).get("source"), "source")
+    """The image becomes a tombstone; its renditions, its source (unless ?keep_source=true)
+    and its CDN copies go (chalicelib/deletion.py). `?source=` is the old opt-in, now a no-op."""
+    query = query or {}
+    keep_source = _flag(query.get("keep_source"), "keep_source")
+    _flag(query.get("source"), "source")  # still validated: old clients keep working
     record = _existing(api, image_id)
-    settings = api.settings
-    keys = [r.key for r in record.renditions or ()]
-    # Renditions first: if anything fails after this the record still lists them and a retry
-    # finishes the job; the reverse order could orphan objects nobody knows about.
-    if keys:
-        api.store.delete(settings.processed_bucket, keys)
-    if not api.catalog.delete_version(image_id, record.updated_at or ""):
-        raise ApiError(409, "conflict", "the image was reprocessed while it was being deleted; fetch it again and retry")
-    source_deleted = False
-    source_key = record.source_key or ""
-    if with_source and source_key.startswith(settings.upload_prefix):
-        api.store.delete(record.source_bucket or settings.upload_bucket, [source_key])
-        source_deleted = True
-    return json_reply({"image_id": image_id, "deleted": {"record": True, "renditions": len(keys), "source": source_deleted}})
+    deleter = deletion.Deleter(api.settings, api.catalog, api.store, api.cdn, lambda: api.clock().isoformat(timespec="milliseconds"))
+    try:
+        done = deletion.delete_image(deleter, record, keep_source=keep_source)
+    except deletion.Conflict:
+        raise ApiError(409, "conflict", "the image was reprocessed while it was being deleted; fetch it again and retry") from None
+    deleted = {"record": True, "renditions": done.renditions, "source": done.source, "cdn_invalidated": done.cdn_invalidation is not None}
+    return json_reply({"image_id": image_id, "deleted": deleted})
 
 
 def _flag(raw: str | None, name: str) -> bool:

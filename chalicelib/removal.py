@@ -45,6 +45,9 @@ def remove_source(adapters: Adapters, removal: Upload) -> Outcome:
         return render_current(adapters, removal)
     if previous is None:
         return ignored(adapters, removal, "nothing was recorded for this key", image_id)
+    if previous.status == Status.DELETED.value and not previous.removing:
+        # DELETE /images/{id} deleted the source after recording the tombstone: nothing is left.
+        return ignored(adapters, removal, "already deleted", image_id)
     return _tombstone(adapters, removal, previous, image_id=image_id, sequencer=sequencer, started=started)
 
 

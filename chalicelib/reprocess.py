@@ -53,13 +53,18 @@ def up_to_date(record: ImageRecord | None, profile_version: str) -> bool:
 
 
 def reprocess_one(pipeline: Adapters, job: Job) -> Outcome:
-    """Re-render one source unless it is already up to date (a redelivered message is a no-op).
+    """Re-render one source unless it is already up to date (a redelivered message is a no-op)
+    or was deleted (its tombstone is respected).
 
     The upload runs under the record's own sequencer, so an S3 event for a newer upload,
     which carries a larger one, always wins over a reprocess of the older content.
     """
     image_id = keys.image_id_for(job.key)
     record = pipeline.catalog.get(image_id)
+    if record is not None and record.status == Status.DELETED.value:
+        # Deleted (DELETE /images/{id}?keep_source=true, or a removal): it never comes back.
+        # A new upload of the key is a new image, brought in by its own S3 event.
+        return ignored(pipeline, Upload(job.bucket, job.key, REPROCESS_EVENT), "the image was deleted", image_id)
     if up_to_date(record, pipeline.profile.version):
         upload = Upload(job.bucket, job.key, REPROCESS_EVENT)
         return ignored(pipeline, upload, f"already rendered with profile version {pipeline.profile.version}", image_id)

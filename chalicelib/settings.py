@@ -43,6 +43,7 @@ class Settings:
     region: str = "us-east-1"
     endpoint_url: str | None = None
     cdn_domain: str | None = None
+    cdn_distribution_id: str | None = None  # CloudFront distribution to invalidate on DELETE
     write_auth: str = "none"
     presign_expiry: int = DEFAULT_PRESIGN_EXPIRY
     api_debug: bool = False
@@ -69,6 +70,7 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             cdn_domain=_cdn_domain(env),
+            cdn_distribution_id=_distribution_id(env),
             write_auth=_choice(env, "WRITE_AUTH", WRITE_AUTH_MODES, "none"),
             presign_expiry=_positive_int(env, "PRESIGN_EXPIRY_SECONDS", DEFAULT_PRESIGN_EXPIRY),
             api_debug=_bool(env, "API_DEBUG", False),
@@ -118,6 +120,7 @@ class Settings:
             "reprocess_queue": self.reprocess_queue,
             "region": self.region,
             "cdn_domain": self.cdn_domain,
+            "cdn_invalidation": self.cdn_distribution_id is not None,
             "write_auth": self.write_auth,
             "presign_expiry_seconds": self.presign_expiry,
             "local_endpoint": self.endpoint_url is not None,
@@ -235,3 +238,13 @@ def _cdn_domain(env: Mapping[str, str]) -> str | None:
     if "/" in host or any(ch.isspace() for ch in host):
         raise SettingsError(f"CDN_DOMAIN={raw!r} must be a host name such as d111111abcdef8.cloudfront.net")
     return host
+
+
+def _distribution_id(env: Mapping[str, str]) -> str | None:
+    """A CloudFront distribution id (`E2QWRUHAPOMQZL`): upper-case letters and digits."""
+    raw = env.get("CDN_DISTRIBUTION_ID", "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isalnum() and raw.isupper() and len(raw) <= 32):
+        raise SettingsError(f"CDN_DISTRIBUTION_ID={raw!r} is not a CloudFront distribution id such as E2QWRUHAPOMQZL")
+    return raw
