@@ -15,7 +15,18 @@ from chalicelib.catalog import LISTING, sequencer_order
 from chalicelib.imaging import render
 from chalicelib.keys import image_id_for, output_folder, rendition_version, source_stem
 from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
-from chalicelib.outcomes import Notice, Outcome, announce, announce_failure, best_effort, error_text, ignored, outside_our_uploads, short
+from chalicelib.outcomes import (
+    FAILED_MESSAGE,
+    INTERNAL_ERROR,
+    Notice,
+    Outcome,
+    announce,
+    announce_failure,
+    best_effort,
+    ignored,
+    outside_our_uploads,
+    short,
+)
 from chalicelib.records import ImageRecord, RenditionRecord
 
 REPAIR_EVENT = "Pipeline:Repair"  # event_name of a re-render after losing a race (see _yield_to_newer)
@@ -267,7 +278,9 @@ def _fail(attempt: Attempt, exc: BaseException) -> None:
         previous = adapters.catalog.get(attempt.image_id)
         if previous and previous.status == Status.PROCESSED.value:
             return  # keep serving the last good version; the retry will replace it
-        adapters.catalog.put(replace(attempt.base_record(now, Status.FAILED), error_code="internal_error", error=error_text(exc)))
+        # A generic message: the exception text (bucket names, ARNs, account ids) is logged only.
+        failed = attempt.base_record(now, Status.FAILED)
+        adapters.catalog.put(replace(failed, error_code=INTERNAL_ERROR, error=FAILED_MESSAGE))
 
     best_effort(record_failure, "record the failure")
     announce_failure(

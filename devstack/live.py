@@ -170,7 +170,8 @@ class LiveLog:
                 image.failures += 1
                 attempts = LAMBDA_ASYNC_RETRIES + 1
                 then = "retrying" if image.failures < attempts else "giving up"
-                self.say(f"        failed     {key}: {body.get('error')} (attempt {image.failures} of {attempts}, {then})")
+                error = body.get("error_type") or body.get("error")  # the details are in the function's log
+                self.say(f"        failed     {key}: {error} (attempt {image.failures} of {attempts}, {then})")
 
     def dead_letter(self, letter: DeadLetter) -> None:
         records = letter.event.get("Records") or [{}]
