@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_PIXELS = "too_many_pixels"
     TOO_MANY_FRAMES = "too_many_frames"
     INVALID_KEY = "invalid_key"
+    TOO_COMPLEX = "too_complex"  # too much decode work (pixels x scans) or not finished before the deadline
 
 
 class SourceChanged(Exception):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from chalicelib import renditions
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
-from chalicelib.imaging import render
+from chalicelib.imaging import complexity, render
 from chalicelib.keys import image_id_for, output_folder, rendition_version, source_stem
 from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
 from chalicelib.outcomes import (
@@ -136,6 +136,7 @@ def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.Ren
     mark = time.perf_counter()
     data = adapters.store.get(source)
     attempt.timed("read", mark)
+    complexity.check_decode_work(data, settings.max_decode_work)  # before any decoder runs
     mark = time.perf_counter()
     workers = render.worker_count(settings.max_workers, settings.lambda_memory_mb)
     # A new source version or profile gets a new folder: a URL once served never changes.
