@@ -136,7 +136,7 @@ def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.Ren
     mark = time.perf_counter()
     data = adapters.store.get(source)
     attempt.timed("read", mark)
-    complexity.check_decode_work(data, settings.max_decode_work)  # before any decoder runs
+    complexity.check_decode_work(data, settings.max_decode_work, settings.max_source_pixels)  # before any decoder runs
     mark = time.perf_counter()
     workers = render.worker_count(settings.max_workers, settings.lambda_memory_mb)
     # A new source version or profile gets a new folder: a URL once served never changes.

@@ -69,10 +69,11 @@ def jpeg_shape(data: bytes) -> JpegShape | None:
     return JpegShape(width, height, scans)
 
 
-def check_decode_work(data: bytes, max_work: int) -> None:
-    """Reject (`too_complex`) a JPEG whose pixels x scans exceed `max_work` (MAX_DECODE_WORK)."""
+def check_decode_work(data: bytes, max_work: int, max_pixels: int) -> None:
+    """Reject (`too_complex`) a JPEG whose pixels x scans exceed `max_work` (MAX_DECODE_WORK).
+    One over `max_pixels` is left to the decoder's pixel check (`too_many_pixels` says more)."""
     shape = jpeg_shape(data)
-    if shape is not None and shape.work > max_work:
+    if shape is not None and shape.work > max_work and shape.width * shape.height <= max_pixels:
         raise RejectedInput(
             ErrorCode.TOO_COMPLEX,
             f"{shape.width}x{shape.height} JPEG in {shape.scans} scans = {shape.work:,} pixel-scans to decode, "

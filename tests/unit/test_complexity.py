@@ -11,7 +11,7 @@ from PIL import Image
 
 from chalicelib.imaging.complexity import JpegShape, check_decode_work, jpeg_shape
 from chalicelib.models import ErrorCode, RejectedInput
-from chalicelib.settings import DEFAULT_MAX_DECODE_WORK
+from chalicelib.settings import DEFAULT_MAX_DECODE_WORK, DEFAULT_MAX_SOURCE_PIXELS
 from tests.conftest import corpus_photos, fixture_bytes
 from tests.support.wiring import make_pipeline, stored_record, upload
 
@@ -48,7 +48,7 @@ def test_the_scan_bomb_is_rejected_as_too_complex_before_decoding() -> None:
     bomb = scan_bomb(7000, 7000, 256)
     assert len(bomb) < 300_000
     with pytest.raises(RejectedInput) as info:
-        check_decode_work(bomb, DEFAULT_MAX_DECODE_WORK)
+        check_decode_work(bomb, DEFAULT_MAX_DECODE_WORK, DEFAULT_MAX_SOURCE_PIXELS)
     assert info.value.code == ErrorCode.TOO_COMPLEX and "256 scans" in info.value.message
     p = make_pipeline()
     outcome = upload(p, "uploads/bomb.jpg", bomb)
@@ -58,13 +58,13 @@ def test_the_scan_bomb_is_rejected_as_too_complex_before_decoding() -> None:
 
 
 def test_the_same_picture_in_ten_scans_is_within_budget() -> None:
-    check_decode_work(scan_bomb(7000, 7000, 10), DEFAULT_MAX_DECODE_WORK)  # 49 MP x 10 = 490 M pixel-scans
+    check_decode_work(scan_bomb(7000, 7000, 10), DEFAULT_MAX_DECODE_WORK, DEFAULT_MAX_SOURCE_PIXELS)  # 49 MP x 10 = 490 M pixel-scans
 
 
 @pytest.mark.parametrize("photo", corpus_photos())
 def test_every_corpus_photo_passes_baseline_and_progressive(photo: Path) -> None:
     data = photo.read_bytes()
-    check_decode_work(data, DEFAULT_MAX_DECODE_WORK)
+    check_decode_work(data, DEFAULT_MAX_DECODE_WORK, DEFAULT_MAX_SOURCE_PIXELS)
     out = io.BytesIO()
     Image.open(io.BytesIO(data)).save(out, "JPEG", progressive=True, quality=85)
     shape = jpeg_shape(out.getvalue())
