@@ -14,6 +14,7 @@ DEFAULT_MAX_FRAMES = 1000
 # Pixel-scans a JPEG may cost to decode: 50 MP x 30 scans. Every camera photo is 1 scan, a
 # progressive one from libjpeg/mozjpeg about 10; a 49 MP file in 256 scans (16 s of CPU) is not.
 DEFAULT_MAX_DECODE_WORK = 1_500_000_000
+DEFAULT_DEADLINE_MARGIN_MS = 10_000  # time kept back from Lambda's limit to record an unfinished image
 DEFAULT_PRESIGN_EXPIRY = 900
 MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 WRITE_AUTH_MODES = ("none", "api_key", "iam")
@@ -41,6 +42,7 @@ class Settings:
     max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
     max_frames: int = DEFAULT_MAX_FRAMES
     max_decode_work: int = DEFAULT_MAX_DECODE_WORK
+    deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS
     max_workers: int = 0  # 0: derived from the CPUs available (see imaging.render)
     lambda_memory_mb: int = 0  # AWS_LAMBDA_FUNCTION_MEMORY_SIZE, set by Lambda (0 elsewhere)
     reprocess_queue: str = DEFAULT_REPROCESS_QUEUE  # SQS queue name the `reprocess` handler consumes
@@ -69,6 +71,7 @@ class Settings:
             max_source_pixels=_positive_int(env, "MAX_SOURCE_PIXELS", DEFAULT_MAX_SOURCE_PIXELS),
             max_frames=_positive_int(env, "MAX_FRAMES", DEFAULT_MAX_FRAMES),
             max_decode_work=_positive_int(env, "MAX_DECODE_WORK", DEFAULT_MAX_DECODE_WORK),
+            deadline_margin_ms=_positive_int(env, "DEADLINE_MARGIN_MS", DEFAULT_DEADLINE_MARGIN_MS),
             max_workers=_positive_int(env, "MAX_WORKERS", 0, allow_zero=True),
             lambda_memory_mb=_positive_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, allow_zero=True),
             reprocess_queue=_queue_name(env, "REPROCESS_QUEUE", DEFAULT_REPROCESS_QUEUE),
