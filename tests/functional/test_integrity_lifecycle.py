@@ -133,3 +133,23 @@ def _distribution_config() -> dict[str, Any]:
         "Comment": "",
         "Enabled": True,
     }
+
+
+# --- the deadline reaches the use case ----------------------------------------------------------
+
+
+class _LittleTime:
+    def get_remaining_time_in_millis(self) -> int:
+        return 2_000
+
+
+def test_the_upload_handler_gives_the_use_case_the_lambda_deadline(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import app
+
+    seen: list[Any] = []
+    monkeypatch.setattr(app, "settings", replace(app.settings, deadline_margin_ms=100))
+    monkeypatch.setattr(processing, "handle_upload", lambda pipeline, upload, deadline=None: seen.append(deadline))
+    event = {"Records": [{"s3": {"bucket": {"name": aws["env"]["UPLOAD_BUCKET"]}, "object": {"key": "uploads/a.jpg"}}}]}
+    app.app.handler_map["process_upload"](event, _LittleTime())
+    [deadline] = seen
+    assert deadline is not None and deadline.remaining() <= 1.8 and (deadline.limit, deadline.grace) == (2, 0.1)  # 10% kept back

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from chalicelib.imaging.complexity import JpegShape, check_decode_work, jpeg_shape
+from chalicelib.imaging.complexity import JpegShape, check_decode_work, check_frame_work, jpeg_shape
 from chalicelib.models import ErrorCode, RejectedInput
 from chalicelib.settings import DEFAULT_MAX_DECODE_WORK, DEFAULT_MAX_SOURCE_PIXELS
 from tests.conftest import corpus_photos, fixture_bytes
@@ -70,3 +70,10 @@ def test_every_corpus_photo_passes_baseline_and_progressive(photo: Path) -> None
     shape = jpeg_shape(out.getvalue())
     assert shape is not None and shape.scans == 10
     assert shape.work * 3 <= DEFAULT_MAX_DECODE_WORK  # room to spare: three times the scans still pass
+
+
+def test_animations_are_bounded_by_pixels_times_frames() -> None:
+    check_frame_work(1920, 1080, 300, DEFAULT_MAX_DECODE_WORK)  # a 10 s full-HD clip at 30 fps
+    with pytest.raises(RejectedInput) as info:
+        check_frame_work(7000, 7000, 1000, DEFAULT_MAX_DECODE_WORK)  # within MAX_SOURCE_PIXELS and MAX_FRAMES
+    assert info.value.code == ErrorCode.TOO_COMPLEX
