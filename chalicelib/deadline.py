@@ -56,10 +56,20 @@ class Watch:
     cancel: threading.Event = field(default_factory=threading.Event)
     stage: str = "read"  # read -> render (decode, encode, upload) -> record
     attempt: Any = None  # the processing.Attempt running (set by it)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def enter(self, stage: str) -> None:
-        self.check()
-        self.stage = stage
+        with self._lock:  # atomic with give_up: a stage is either entered or cancelled
+            self.check()
+            self.stage = stage
+
+    def give_up(self, *, even_recording: bool = False) -> bool:
+        """Cancel the attempt, unless it is recording its result (then False, unless forced)."""
+        with self._lock:
+            if self.stage == "record" and not even_recording:
+                return False
+            self.cancel.set()
+            return True
 
     def check(self) -> None:
         if self.cancel.is_set():

@@ -81,14 +81,16 @@ def _within(adapters: Adapters, upload: Upload, deadline: Deadline) -> Outcome:
     worker = threading.Thread(target=run, name=f"attempt-{image_id_for(upload.key)[:8]}", daemon=True)
     worker.start()
     worker.join(max(0.0, deadline.remaining()))
-    if worker.is_alive() and watch.stage == "record":
+    if worker.is_alive() and not watch.give_up():  # recording: almost done
         worker.join(deadline.grace)
-    if not worker.is_alive():
+        watch.give_up(even_recording=True)
+    if worker.is_alive():
+        watch.give_up(even_recording=True)
+    elif not isinstance(done.get("error"), Cancelled):  # finished in time: its own outcome
         if "error" in done:
             raise done["error"]
         outcome: Outcome = done["outcome"]
         return outcome
-    watch.cancel.set()
     return _timed_out(adapters, upload, watch)
 
 
@@ -169,8 +171,8 @@ def _attempt(adapters: Adapters, upload: Upload, watch: Watch | None = None) -> 
     try:
         return _process(attempt)
     except Exception as exc:
-        if watch is not None and watch.cancel.is_set():  # the watching thread recorded the outcome
-            return attempt.ignored(f"abandoned at the deadline: {exc}")
+        if watch is not None and watch.cancel.is_set():  # the watching thread records the outcome
+            raise Cancelled(f"abandoned at the deadline: {exc}") from exc
         _fail(attempt, exc)
         raise
 
@@ -188,6 +190,7 @@ def _process(attempt: Attempt) -> tuple[Outcome, Upload | None]:
     try:
         result, stored = _read_and_render(attempt, source)
     except RejectedInput as rejection:
+        attempt.enter("record")
         return _reject(attempt, rejection), None
     except SourceChanged:
         # Not a failure: S3 sends an event for the overwrite or delete, and that one
