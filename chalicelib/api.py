@@ -208,6 +208,8 @@ def decode_cursor(token: str | None, status: str | None) -> dict[str, str] | Non
 
 def get_image(api: Api, image_id: str) -> Reply:
     record = _existing(api, image_id)
+    if record.status == Status.DELETED.value:  # a tombstone: listed on request (?status=deleted) only
+        raise ApiError(404, "not_found", f"image {image_id} was deleted")
     return json_reply(detail_view(api, record))
 
 

@@ -170,7 +170,8 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
             for rendition in renditions:
                 fields = rendition["M"]
                 local = outbox / fields["key"]["S"].removeprefix("renditions/")
-                assert local.parent == outbox / key.removeprefix("uploads/"), "outbox mirrors the inbox layout"
+                # <path in the inbox>/<version>/<file>
+                assert local.parent.parent == outbox / key.removeprefix("uploads/"), "outbox mirrors the inbox layout"
                 assert local.stat().st_size == int(fields["bytes"]["N"])
                 with Image.open(local) as image:
                     assert image.size == (int(fields["width"]["N"]), int(fields["height"]["N"]))
