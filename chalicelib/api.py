@@ -356,17 +356,15 @@ def upload_key(prefix: str, filename: str, when: datetime, unique: str) -> str:
 def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None) -> Reply:
     """The image becomes a tombstone; its renditions, its source (unless ?keep_source=true)
     and its CDN copies go (chalicelib/deletion.py). `?source=` is the old opt-in, now a no-op."""
-    query = query or {}
-    keep_source = _flag(query.get("keep_source"), "keep_source")
-    _flag(query.get("source"), "source")  # still validated: old clients keep working
+    keep_source = _flag((query or {}).get("keep_source"), "keep_source")
+    _flag((query or {}).get("source"), "source")  # still validated: old clients keep working
     record = _existing(api, image_id)
     deleter = deletion.Deleter(api.settings, api.catalog, api.store, api.cdn, lambda: api.clock().isoformat(timespec="milliseconds"))
     try:
         done = deletion.delete_image(deleter, record, keep_source=keep_source)
     except deletion.Conflict:
         raise ApiError(409, "conflict", "the image was reprocessed while it was being deleted; fetch it again and retry") from None
-    deleted = {"record": True, "renditions": done.renditions, "source": done.source, "cdn_invalidated": done.cdn_invalidation is not None}
-    return json_reply({"image_id": image_id, "deleted": deleted})
+    return json_reply({"image_id": image_id, "deleted": done.view()})
 
 
 def _flag(raw: str | None, name: str) -> bool:

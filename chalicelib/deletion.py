@@ -38,6 +38,10 @@ class Deleted:
     source: bool
     cdn_invalidation: str | None  # the invalidation id; None when no CDN is configured or it failed
 
+    def view(self) -> dict[str, bool | int]:
+        """The `deleted` part of the API's answer (docs/api.md)."""
+        return {"record": True, "renditions": self.renditions, "source": self.source, "cdn_invalidated": self.cdn_invalidation is not None}
+
 
 @dataclass(frozen=True)
 class Deleter:
