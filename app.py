@@ -11,6 +11,7 @@ from chalice.app import Chalice, CognitoUserPoolAuthorizer, IAMAuthorizer, Reque
 from chalicelib import alerts, api, events, health, processing, removal, similar, wiring
 from chalicelib import reprocess as reprocessing
 from chalicelib.adapters import Adapters
+from chalicelib.deadline import Deadline
 from chalicelib.gallery import gallery_reply
 from chalicelib.identity import Caller, caller_from
 from chalicelib.presets import load_profile
@@ -111,7 +112,7 @@ def similar_images(image_id: str) -> Response:
 
 @app.route("/images/{image_id}", methods=["DELETE"], **WRITE_AUTH)
 def delete_image(image_id: str) -> Response:
-    """Delete an image's renditions and record (?source=true also deletes the upload)."""
+    """Delete an image: renditions, source (unless ?keep_source=true), CDN copies; a tombstone stays."""
     return _answer(lambda: api.delete_image(api_context(), image_id, _request().query_params, _caller()))
 
 
@@ -133,7 +134,7 @@ def health_details() -> Response:
     return _answer(lambda: health.details(api_context()))
 
 
-RawHandler = Callable[[Any], None]
+RawHandler = Callable[[Any, Any], None]  # (the event as Lambda delivers it, the Lambda context)
 
 
 def raw_event(register: Callable[[RawHandler], object]) -> Callable[[RawHandler], Callable[[Any, Any], None]]:
@@ -153,7 +154,7 @@ def raw_event(register: Callable[[RawHandler], object]) -> Callable[[RawHandler]
         register(handler)
 
         def entry(event: Any, context: Any) -> None:
-            handler(event)
+            handler(event, context)
 
         entry.__name__ = entry.__qualname__ = handler.__name__
         entry.__doc__ = handler.__doc__
@@ -164,13 +165,14 @@ def raw_event(register: Callable[[RawHandler], object]) -> Callable[[RawHandler]
 
 
 @raw_event(app.on_s3_event(bucket=settings.upload_bucket, prefix=settings.upload_prefix, events=["s3:ObjectCreated:*"]))
-def process_upload(event: Any) -> None:
+def process_upload(event: Any, context: Any) -> None:
+    deadline = Deadline.from_context(context, settings.deadline_margin_ms)  # record before Lambda's limit
     for upload in events.uploads(event):
-        processing.handle_upload(pipeline(), upload)
+        processing.handle_upload(pipeline(), upload, deadline)
 
 
 @raw_event(app.on_s3_event(bucket=settings.upload_bucket, prefix=settings.upload_prefix, events=["s3:ObjectRemoved:*"]))
-def remove_renditions(event: Any) -> None:
+def remove_renditions(event: Any, context: Any) -> None:
     for gone in events.uploads(event):
         removal.remove_source(pipeline(), gone)
 
@@ -179,10 +181,11 @@ def remove_renditions(event: Any) -> None:
 # SQSEvent parses nothing up front: Chalice's own class is enough.
 @app.on_sqs_message(queue=settings.reprocess_queue, batch_size=5)
 def reprocess(event: SQSEvent) -> None:
-    reprocessing.handle_messages(pipeline(), events.sqs_bodies(event.to_dict()))
+    deadline = Deadline.from_context(event.context, settings.deadline_margin_ms)
+    reprocessing.handle_messages(pipeline(), events.sqs_bodies(event.to_dict()), deadline)
 
 
 @raw_event(app.on_sns_message(topic=settings.events_topic))
-def notify(event: Any) -> None:
+def notify(event: Any, context: Any) -> None:
     for message, subject in events.sns_messages(event):
         alerts.notify_people(pipeline(), message, subject)

@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib import duplicates, forms
+from chalicelib import deletion, duplicates, forms
 from chalicelib.catalog import Catalog, index_for
+from chalicelib.cdn import Cdn
 from chalicelib.identity import Caller, delete_refusal
 from chalicelib.keys import image_id_for
 from chalicelib.links import Links
@@ -75,6 +76,7 @@ class Api:
     probe: Probe
     clock: Callable[[], datetime] = _now
     new_id: Callable[[], str] = _new_id
+    cdn: Cdn | None = None  # invalidated on DELETE when CDN_DISTRIBUTION_ID is set
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,8 @@ def decode_cursor(token: str | None, status: str | None) -> dict[str, str] | Non
 
 def get_image(api: Api, image_id: str) -> Reply:
     record = _existing(api, image_id)
+    if record.status == Status.DELETED.value:  # a tombstone: listed on request (?status=deleted) only
+        raise ApiError(404, "not_found", f"image {image_id} was deleted")
     return json_reply(detail_view(api, record))
 
 
@@ -353,26 +357,21 @@ def upload_key(prefix: str, filename: str, when: datetime, unique: str) -> str:
 
 
 def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None, caller: Caller | None = None) -> Reply:
-    with_source = _flag((query or {}).get("source"), "source")
+    """The image becomes a tombstone; its renditions, its source (unless ?keep_source=true)
+    and its CDN copies go (chalicelib/deletion.py). `?source=` is the old opt-in, now a no-op."""
+    keep_source = _flag((query or {}).get("keep_source"), "keep_source")
+    _flag((query or {}).get("source"), "source")  # still validated: old clients keep working
     record = _existing(api, image_id)
     refusal = delete_refusal(api.settings, record.uploaded_by, caller)
     if refusal is not None:
         raise ApiError(*refusal)
-    settings = api.settings
-    keys = [r.key for r in record.renditions or ()]
-    # Renditions first: if anything fails after this the record still lists them and a retry
-    # finishes the job; the reverse order could orphan objects nobody knows about.
-    if keys:
-        api.store.delete(settings.processed_bucket, keys)
-    if not api.catalog.delete_version(image_id, record.updated_at or ""):
-        raise ApiError(409, "conflict", "the image was reprocessed while it was being deleted; fetch it again and retry")
-    duplicates.forget(api.catalog, record, settings.duplicate_max_distance)
-    source_deleted = False
-    source_key = record.source_key or ""
-    if with_source and source_key.startswith(settings.upload_prefix):
-        api.store.delete(record.source_bucket or settings.upload_bucket, [source_key])
-        source_deleted = True
-    return json_reply({"image_id": image_id, "deleted": {"record": True, "renditions": len(keys), "source": source_deleted}})
+    deleter = deletion.Deleter(api.settings, api.catalog, api.store, api.cdn, lambda: api.clock().isoformat(timespec="milliseconds"))
+    try:
+        done = deletion.delete_image(deleter, record, keep_source=keep_source)
+    except deletion.Conflict:
+        raise ApiError(409, "conflict", "the image was reprocessed while it was being deleted; fetch it again and retry") from None
+    duplicates.forget(api.catalog, record, api.settings.duplicate_max_distance)
+    return json_reply({"image_id": image_id, "deleted": done.view()})
 
 
 def _flag(raw: str | None, name: str) -> bool:

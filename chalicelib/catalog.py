@@ -59,6 +59,11 @@ class Catalog(Protocol):
         """Delete only if the record is still the one written at `updated_at`; False if it changed."""
         ...
 
+    def replace_version(self, record: ImageRecord, updated_at: str) -> bool:
+        """Store `record` only if the stored one is still the one written at `updated_at`
+        (whatever the sequencers say); False, and nothing written, if it changed."""
+        ...
+
     def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
         """Newest first (by `updated_at`), optionally only one status or without some statuses;
         `after` is a previous Page.last."""
@@ -174,6 +179,20 @@ class DynamoCatalog(DynamoNonces):
             raise
         return True
 
+    def replace_version(self, record: ImageRecord, updated_at: str) -> bool:
+        try:
+            self._db.put_item(
+                TableName=self.table,
+                Item=to_item(record),
+                ConditionExpression="updated_at = :updated_at",
+                ExpressionAttributeValues={":updated_at": {"S": updated_at}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
         # A Query on a GSI, never a Scan. One extra item is read so the last page says so
         # (next = null) instead of handing out a cursor that leads to an empty page. Excluded
@@ -261,6 +280,14 @@ class MemoryCatalog:
             if current is None or current.get("updated_at") != updated_at:
                 return False
             del self.items[image_id]
+            return True
+
+    def replace_version(self, record: ImageRecord, updated_at: str) -> bool:
+        with self._lock:
+            current = self.items.get(record.image_id)
+            if current is None or current.get("updated_at") != updated_at:
+                return False
+            self.items[record.image_id] = from_item(to_item(record)).to_dict()
             return True
 
     def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:

@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_FRAMES = "too_many_frames"
     INVALID_KEY = "invalid_key"
     DUPLICATE = "duplicate"  # a near-duplicate of an earlier image, with DUPLICATES=reject
+    TOO_COMPLEX = "too_complex"  # too much decode work (pixels x scans) or not finished before the deadline
 
 
 class SourceChanged(Exception):

@@ -12,6 +12,10 @@ from pathlib import Path
 DEFAULT_MAX_SOURCE_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_SOURCE_PIXELS = 50_000_000
 DEFAULT_MAX_FRAMES = 1000
+# Pixel-scans a JPEG may cost to decode: 50 MP x 30 scans. Every camera photo is 1 scan, a
+# progressive one from libjpeg/mozjpeg about 10; a 49 MP file in 256 scans (16 s of CPU) is not.
+DEFAULT_MAX_DECODE_WORK = 1_500_000_000
+DEFAULT_DEADLINE_MARGIN_MS = 10_000  # time kept back from Lambda's limit to record an unfinished image
 DEFAULT_PRESIGN_EXPIRY = 120  # an upload form is single-use; a short life bounds what a leaked one can do
 MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 AUTH_MODES = ("none", "api_key", "iam", "cognito")
@@ -53,12 +57,15 @@ class Settings:
     max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES
     max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
     max_frames: int = DEFAULT_MAX_FRAMES
+    max_decode_work: int = DEFAULT_MAX_DECODE_WORK
+    deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS
     max_workers: int = 0  # 0: derived from the CPUs available (see imaging.render)
     lambda_memory_mb: int = 0  # AWS_LAMBDA_FUNCTION_MEMORY_SIZE, set by Lambda (0 elsewhere)
     reprocess_queue: str = DEFAULT_REPROCESS_QUEUE  # SQS queue name the `reprocess` handler consumes
     region: str = "us-east-1"
     endpoint_url: str | None = None
     cdn_domain: str | None = None
+    cdn_distribution_id: str | None = None  # CloudFront distribution to invalidate on DELETE
     write_auth: str = "none"
     read_auth: str = "none"
     stage: str = ""  # STAGE: the Chalice stage's name, set in its environment_variables
@@ -89,12 +96,15 @@ class Settings:
             max_source_bytes=_positive_int(env, "MAX_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES),
             max_source_pixels=_positive_int(env, "MAX_SOURCE_PIXELS", DEFAULT_MAX_SOURCE_PIXELS),
             max_frames=_positive_int(env, "MAX_FRAMES", DEFAULT_MAX_FRAMES),
+            max_decode_work=_positive_int(env, "MAX_DECODE_WORK", DEFAULT_MAX_DECODE_WORK),
+            deadline_margin_ms=_positive_int(env, "DEADLINE_MARGIN_MS", DEFAULT_DEADLINE_MARGIN_MS),
             max_workers=_positive_int(env, "MAX_WORKERS", 0, allow_zero=True),
             lambda_memory_mb=_positive_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, allow_zero=True),
             reprocess_queue=_queue_name(env, "REPROCESS_QUEUE", DEFAULT_REPROCESS_QUEUE),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=endpoint_url,
             cdn_domain=_cdn_domain(env),
+            cdn_distribution_id=_distribution_id(env),
             write_auth=_choice(env, "WRITE_AUTH", WRITE_AUTH_MODES, "none"),
             read_auth=_choice(env, "READ_AUTH", READ_AUTH_MODES, "none" if open_reads else "api_key"),
             stage=stage,
@@ -161,9 +171,11 @@ class Settings:
             "max_source_bytes": self.max_source_bytes,
             "max_source_pixels": self.max_source_pixels,
             "max_frames": self.max_frames,
+            "max_decode_work": self.max_decode_work,
             "reprocess_queue": self.reprocess_queue,
             "region": self.region,
             "cdn_domain": self.cdn_domain,
+            "cdn_invalidation": self.cdn_distribution_id is not None,
             "write_auth": self.write_auth,
             "read_auth": self.read_auth,
             "stage": self.stage,
@@ -181,6 +193,7 @@ LOCAL_OVERRIDABLE = (
     "MAX_SOURCE_BYTES",
     "MAX_SOURCE_PIXELS",
     "MAX_FRAMES",
+    "MAX_DECODE_WORK",
     "MAX_WORKERS",
     "DUPLICATES",
     "DUPLICATE_MAX_DISTANCE",
@@ -305,3 +318,13 @@ def _cdn_domain(env: Mapping[str, str]) -> str | None:
     if "/" in host or any(ch.isspace() for ch in host):
         raise SettingsError(f"CDN_DOMAIN={raw!r} must be a host name such as d111111abcdef8.cloudfront.net")
     return host
+
+
+def _distribution_id(env: Mapping[str, str]) -> str | None:
+    """A CloudFront distribution id (`E2QWRUHAPOMQZL`): upper-case letters and digits."""
+    raw = env.get("CDN_DISTRIBUTION_ID", "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isalnum() and raw.isupper() and len(raw) <= 32):
+        raise SettingsError(f"CDN_DISTRIBUTION_ID={raw!r} is not a CloudFront distribution id such as E2QWRUHAPOMQZL")
+    return raw

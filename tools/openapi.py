@@ -187,8 +187,13 @@ _DELETED = {
         "image_id": {"type": "string"},
         "deleted": {
             "type": "object",
-            "required": ["record", "renditions", "source"],
-            "properties": {"record": {"type": "boolean"}, "renditions": {"type": "integer"}, "source": {"type": "boolean"}},
+            "required": ["record", "renditions", "source", "cdn_invalidated"],
+            "properties": {
+                "record": {"type": "boolean"},
+                "renditions": {"type": "integer"},
+                "source": {"type": "boolean"},
+                "cdn_invalidated": {"type": "boolean"},
+            },
         },
     },
 }
@@ -283,7 +288,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"200": {"description": "its near-duplicates", "schema": _ref("Similar")}, **_errors(400, 404, 500)},
     },
     ("/images/{image_id}", "delete"): {
-        "parameters": [_ID, {"name": "source", "in": "query", "type": "boolean", "description": "also delete the uploaded source"}],
+        "parameters": [
+            _ID,
+            {"name": "keep_source", "in": "query", "type": "boolean", "description": "keep the uploaded source (deleted by default)"},
+            {"name": "source", "in": "query", "type": "boolean", "description": "deprecated, accepted and ignored"},
+        ],
         "responses": {"200": {"description": "deleted", "schema": _ref("Deleted")}, **_errors(400, 401, 403, 404, 409, 500)},
     },
     ("/uploads", "post"): {

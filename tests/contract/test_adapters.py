@@ -292,6 +292,17 @@ def test_catalog_delete_version_deletes_only_the_version_it_names(catalog: Catal
     assert catalog.delete_version("never-there", "2026-01-01T00:00:01.000+00:00") is False
 
 
+def test_catalog_replace_version_replaces_only_the_version_it_names(catalog: Catalog) -> None:
+    catalog.put(record("img1", "2026-01-01T00:00:01.000+00:00"))
+    tombstone = replace(record("img1", "2026-01-01T00:00:02.000+00:00"), status="deleted")
+    assert catalog.replace_version(tombstone, "2026-01-01T00:00:00.000+00:00") is False
+    assert catalog.get("img1") != tombstone
+    assert catalog.replace_version(tombstone, "2026-01-01T00:00:01.000+00:00") is True
+    assert catalog.get("img1") == tombstone
+    assert catalog.replace_version(tombstone, "2026-01-01T00:00:01.000+00:00") is False  # it changed
+    assert catalog.replace_version(replace(tombstone, image_id="never-there"), "2026-01-01T00:00:01.000+00:00") is False
+
+
 def fill(catalog: Catalog, statuses: list[str]) -> list[str]:
     """One record per status, the first oldest; the image ids newest first."""
     for n, status in enumerate(statuses):
