@@ -12,7 +12,7 @@ PYTHON ?= $(shell for c in "$$(pyenv root 2>/dev/null)/versions/$$(cat .python-v
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: help venv constraints run measure-local test test-fast check lint typecheck clean reprocess bench openapi package deploy destroy infra chalice-config checkov checkov-venv
+.PHONY: help venv constraints lock run measure-local test test-fast check lint typecheck clean reprocess bench openapi package deploy destroy infra chalice-config checkov checkov-venv
 
 help: ## Show the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,7 +45,7 @@ run: venv ## Run the whole pipeline locally: ./inbox -> emulated AWS -> ./outbox
 	$(BIN)/python -m devstack run
 
 MEASURE_ARGS ?=
-measure-local: venv ## Time `make run` on ../shared/corpus: 12 MP latency median, images/min for 20 (MEASURE_ARGS="--runs 7 --batch 20")
+measure-local: venv ## Time `make run` on ../shared/corpus: 12 MP latency, images/min vs the CPU bound (MEASURE_ARGS="--batch 20 --burst 300")
 	$(BIN)/python -m tools.measure_local_stack $(MEASURE_ARGS)
 
 test: venv ## Run the whole test suite (unit, functional, end-to-end)
@@ -127,3 +127,6 @@ checkov-venv: $(CHECKOV_VENV)/bin/checkov ## Install checkov (pinned) in .venv-c
 checkov: venv checkov-venv ## Package STAGE (code only) and scan it with checkov and .checkov.yaml
 	$(BIN)/python deploy/package.py --stage $(STAGE) --out build/checkov-$(STAGE) --skip-requirements
 	$(CHECKOV_VENV)/bin/checkov -d build/checkov-$(STAGE) --config-file .checkov.yaml
+
+lock: venv ## Re-hash requirements-lock.txt from requirements.txt (after editing it; the Lambda package is built from the lock)
+	$(BIN)/python -m deploy.lock

@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench import cost
 from chalicelib.imaging import render
 
 # Goals from issue 6.
@@ -47,6 +48,8 @@ def summarise(
         summary["rss_mb_22mp"] = {k: v["maxrss_mb"] for k, v in big[0].get("rss", {}).items() if v}
     if rss_50mp:
         summary["rss_mb_50mp"] = {k: v["maxrss_mb"] for k, v in rss_50mp.items() if v}
+    if times := cost.times_from_photos(photos):
+        summary["lambda_cost"] = cost.summary(times)
     return summary
 
 
@@ -137,6 +140,9 @@ def print_table(
     print("Goals")
     for text, ok, value in goals(summary, threads, quick=quick):
         print(f"  [{'PASS' if ok else 'FAIL' if ok is False else ' -- '}] {text}: {value}")
+    print()
+    for line in cost.table_lines(cost.times_from_photos(photos)):
+        print(line)
 
 
 def _photo_cell(p: dict[str, Any], floor: float | None) -> str:

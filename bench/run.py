@@ -37,7 +37,7 @@ from typing import Any
 import PIL
 from PIL import Image, ImageOps
 
-from bench import approaches
+from bench import approaches, docs
 from bench.quality import quality, reference_image
 from bench.report import LAMBDA_512_WORKERS, goals, median, plot, print_table, summarise
 
@@ -222,6 +222,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-classic", action="store_true", help="skip the classic profile and the older scripts' code")
     parser.add_argument("--no-rss", action="store_true", help="skip fresh-process peak memory runs (and the 50 MP one)")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "performance.md", help="where the latest tables go (not with --quick)")
+    parser.add_argument("--no-docs", action="store_true", help="leave docs/performance.md as it is")
     parser.add_argument("--cold-starts", type=int, default=9, help="fresh `import app` processes to time (0 skips)")
     parser.add_argument("--quick", action="store_true", help="smallest and largest photo, 3 repeats, naive once, 5 cold starts")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -402,9 +404,15 @@ def main(argv: list[str] | None = None) -> int:
     run = _Run(args, threads, photos_paths, vips_version, load_before, photos, rss_50mp, summarise(photos, threads, rss_50mp, cold))
     load_after = os.getloadavg()
     result = _result(run, load_after)
-    print_table(photos, threads, run.summary, rss_50mp, quick=args.quick)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print_table(photos, threads, run.summary, rss_50mp, quick=args.quick)
+    print(printed.getvalue(), end="")
     _write(run, result)
     _report_load(load_before, load_after)
+    if not (args.quick or args.no_docs):
+        docs.update(args.docs, docs.header(result), printed.getvalue())
+        print(f"docs: {args.docs} (the latest tables; the history is in {args.out})")
     return 0
 
 

@@ -32,7 +32,7 @@ def describe_event(message: str, subject: str | None = None) -> tuple[str, str, 
         what = "Removing the renditions of a deleted source" if removal else "Processing"
         text = (
             f"{what} failed and will be retried automatically.\n\nImage: {key}\nImage id: {body.get('image_id')}\n"
-            f"Error: {body.get('error')}\n"
+            f"Error: {body.get('error_type') or '?'}: {body.get('error')} (the details are in the function's log)\n"
         )
         return (f"{'Removal' if removal else 'Processing'} failed: {_short(key)}", text, event_type)
     if event_type == "image.deleted":

@@ -23,8 +23,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib import duplicates
+from chalicelib import deletion, duplicates, forms
 from chalicelib.catalog import Catalog, index_for
+from chalicelib.cdn import Cdn
+from chalicelib.identity import Caller, delete_refusal
 from chalicelib.keys import image_id_for
 from chalicelib.links import Links
 from chalicelib.models import Status
@@ -52,6 +54,7 @@ HIDDEN_BY_DEFAULT = (Status.DELETED.value,)
 UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp", "image/avif", "image/heic", "image/heif")
 _TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-ms-bmp": "image/bmp", "image/x-png": "image/png"}
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
+JSON_HARDENING = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def _now() -> datetime:
@@ -74,6 +77,7 @@ class Api:
     probe: Probe
     clock: Callable[[], datetime] = _now
     new_id: Callable[[], str] = _new_id
+    cdn: Cdn | None = None  # invalidated on DELETE when CDN_DISTRIBUTION_ID is set
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,8 @@ def decode_cursor(token: str | None, status: str | None) -> dict[str, str] | Non
 
 def get_image(api: Api, image_id: str) -> Reply:
     record = _existing(api, image_id)
+    if record.status == Status.DELETED.value:  # a tombstone: listed on request (?status=deleted) only
+        raise ApiError(404, "not_found", f"image {image_id} was deleted")
     return json_reply(detail_view(api, record))
 
 
@@ -247,7 +253,7 @@ def summary_view(api: Api, record: ImageRecord) -> dict[str, Any]:
 # --- POST /uploads -----------------------------------------------------------------------
 
 
-def create_upload(api: Api, raw_body: bytes | str | None) -> Reply:
+def create_upload(api: Api, raw_body: bytes | str | None, caller: Caller | None = None) -> Reply:
     request = _json_object(raw_body)
     filename = request.get("filename")
     if not isinstance(filename, str) or not filename.strip():
@@ -270,6 +276,7 @@ def create_upload(api: Api, raw_body: bytes | str | None) -> Reply:
         content_type=content_type,
         max_bytes=api.settings.max_source_bytes,
         expires=api.settings.presign_expiry,
+        metadata=forms.metadata(api.catalog, api.clock(), api.settings.presign_expiry, caller),
     )
     image_id = image_id_for(key)
     body = {
@@ -339,24 +346,22 @@ def upload_key(prefix: str, filename: str, when: datetime, unique: str) -> str:
 # --- DELETE /images/{image_id} -----------------------------------------------------------
 
 
-def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None) -> Reply:
-    with_source = _flag((query or {}).get("source"), "source")
+def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None, caller: Caller | None = None) -> Reply:
+    """The image becomes a tombstone; its renditions, its source (unless ?keep_source=true)
+    and its CDN copies go (chalicelib/deletion.py). `?source=` is the old opt-in, now a no-op."""
+    keep_source = _flag((query or {}).get("keep_source"), "keep_source")
+    _flag((query or {}).get("source"), "source")  # still validated: old clients keep working
     record = _existing(api, image_id)
-    settings = api.settings
-    keys = [r.key for r in record.renditions or ()]
-    # Renditions first: if anything fails after this the record still lists them and a retry
-    # finishes the job; the reverse order could orphan objects nobody knows about.
-    if keys:
-        api.store.delete(settings.processed_bucket, keys)
-    if not api.catalog.delete_version(image_id, record.updated_at or ""):
-        raise ApiError(409, "conflict", "the image was reprocessed while it was being deleted; fetch it again and retry")
-    duplicates.forget(api.catalog, record, settings.duplicate_max_distance)
-    source_deleted = False
-    source_key = record.source_key or ""
-    if with_source and source_key.startswith(settings.upload_prefix):
-        api.store.delete(record.source_bucket or settings.upload_bucket, [source_key])
-        source_deleted = True
-    return json_reply({"image_id": image_id, "deleted": {"record": True, "renditions": len(keys), "source": source_deleted}})
+    refusal = delete_refusal(api.settings, record.uploaded_by, caller)
+    if refusal is not None:
+        raise ApiError(*refusal)
+    deleter = deletion.Deleter(api.settings, api.catalog, api.store, api.cdn, lambda: api.clock().isoformat(timespec="milliseconds"))
+    try:
+        done = deletion.delete_image(deleter, record, keep_source=keep_source)
+    except deletion.Conflict:
+        raise ApiError(409, "conflict", "the image was reprocessed while it was being deleted; fetch it again and retry") from None
+    duplicates.forget(api.catalog, record, api.settings.duplicate_max_distance)
+    return json_reply({"image_id": image_id, "deleted": done.view()})
 
 
 def _flag(raw: str | None, name: str) -> bool:
@@ -368,24 +373,3 @@ def _flag(raw: str | None, name: str) -> bool:
     if value in _FALSE:
         return False
     raise bad_request(name, f"{name} must be true or false")
-
-
-# --- GET /health -------------------------------------------------------------------------
-
-
-def health(api: Api) -> Reply:
-    settings = api.settings
-    checks = {
-        "upload_bucket": api.probe.bucket(settings.upload_bucket),
-        "processed_bucket": api.probe.bucket(settings.processed_bucket),
-        "catalog_table": api.probe.table(settings.catalog_table),
-        "events_topic": api.probe.topic(settings.events_topic),
-    }
-    ok = all(error is None for error in checks.values())
-    body = {
-        "status": "ok" if ok else "degraded",
-        "settings": settings.public_view(),
-        "profile": {"name": api.profile.name, "version": api.profile.version, "presets": [p.name for p in api.profile.presets]},
-        "checks": {name: {"ok": error is None, **({"error": error} if error else {})} for name, error in checks.items()},
-    }
-    return Reply(200 if ok else 503, body)

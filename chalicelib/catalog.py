@@ -18,6 +18,7 @@ from chalicelib.records import ImageRecord, from_item, to_item
 
 _CONDITION = "attribute_not_exists(image_id) OR attribute_not_exists(sequencer) OR sequencer <= :sequencer"
 LISTING = "images"  # the constant partition of GSI `by_updated` (every record carries it)
+NONCE_PREFIX = "form#"  # catalog keys of upload-form nonces (chalicelib/forms.py)
 _MAX_QUERY_ROUNDS = 10  # a page needs more than one Query only when DynamoDB hits its 1 MB cap
 
 
@@ -58,6 +59,11 @@ class Catalog(Protocol):
         """Delete only if the record is still the one written at `updated_at`; False if it changed."""
         ...
 
+    def replace_version(self, record: ImageRecord, updated_at: str) -> bool:
+        """Store `record` only if the stored one is still the one written at `updated_at`
+        (whatever the sequencers say); False, and nothing written, if it changed."""
+        ...
+
     def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
         """Newest first (by `updated_at`), optionally only one status or without some statuses;
         `after` is a previous Page.last."""
@@ -72,8 +78,54 @@ class Catalog(Protocol):
     def add_to_bands(self, keys: Sequence[str], member: str) -> None: ...
     def remove_from_bands(self, keys: Sequence[str], member: str) -> None: ...
 
+    def issue_nonce(self, nonce: str, expires_at: int) -> None:
+        """Remember an upload form's nonce until `expires_at` (epoch seconds, the TTL attribute)."""
+        ...
 
-class DynamoCatalog:
+    def claim_nonce(self, nonce: str, claim: str) -> bool | None:
+        """Mark the nonce used by `claim` (one object version): True if it was unused or is
+        already `claim`'s, False if another version used it (a replayed form), None if it
+        was never issued (or has expired and gone)."""
+        ...
+
+
+class DynamoNonces:
+    """Form nonces as items of the catalog table, under a reserved key prefix (`form#`; image
+    ids are hex). They carry neither `listing` nor `status`, so no listing index sees them."""
+
+    _db: Any
+    table: str
+
+    def issue_nonce(self, nonce: str, expires_at: int) -> None:
+        self._db.put_item(
+            TableName=self.table,
+            Item={"image_id": {"S": nonce_key(nonce)}, "expires_at": {"N": str(expires_at)}},
+            ConditionExpression="attribute_not_exists(image_id)",
+        )
+
+    def claim_nonce(self, nonce: str, claim: str) -> bool | None:
+        key = {"image_id": {"S": nonce_key(nonce)}}
+        try:
+            self._db.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="SET claimed_by = :c",
+                ConditionExpression="attribute_exists(image_id) AND (attribute_not_exists(claimed_by) OR claimed_by = :c)",
+                ExpressionAttributeValues={":c": {"S": claim}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            found = self._db.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+            return None if found is None else False
+        return True
+
+
+def nonce_key(nonce: str) -> str:
+    return f"{NONCE_PREFIX}{nonce}"
+
+
+class DynamoCatalog(DynamoNonces):
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._db = dynamodb
         self.table = table
@@ -127,6 +179,20 @@ class DynamoCatalog:
             raise
         return True
 
+    def replace_version(self, record: ImageRecord, updated_at: str) -> bool:
+        try:
+            self._db.put_item(
+                TableName=self.table,
+                Item=to_item(record),
+                ConditionExpression="updated_at = :updated_at",
+                ExpressionAttributeValues={":updated_at": {"S": updated_at}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
         # A Query on a GSI, never a Scan. One extra item is read so the last page says so
         # (next = null) instead of handing out a cursor that leads to an empty page. Excluded
@@ -167,6 +233,7 @@ class MemoryCatalog:
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.nonces: dict[str, str | None] = {}  # nonce -> the claim that used it
         self._lock = threading.Lock()
         self.bands = MemoryBandIndex()  # the band items, apart from the records as in DynamoDB
 
@@ -181,6 +248,19 @@ class MemoryCatalog:
 
     def get_many(self, image_ids: Sequence[str]) -> list[ImageRecord]:
         return [record for i in dict.fromkeys(image_ids) if (record := self.get(i)) is not None][:100]
+
+    def issue_nonce(self, nonce: str, expires_at: int) -> None:
+        with self._lock:
+            self.nonces.setdefault(nonce, None)
+
+    def claim_nonce(self, nonce: str, claim: str) -> bool | None:
+        with self._lock:
+            if nonce not in self.nonces:
+                return None
+            if self.nonces[nonce] not in (None, claim):
+                return False
+            self.nonces[nonce] = claim
+            return True
 
     def get(self, image_id: str) -> ImageRecord | None:
         item = self.items.get(image_id)
@@ -200,6 +280,14 @@ class MemoryCatalog:
             if current is None or current.get("updated_at") != updated_at:
                 return False
             del self.items[image_id]
+            return True
+
+    def replace_version(self, record: ImageRecord, updated_at: str) -> bool:
+        with self._lock:
+            current = self.items.get(record.image_id)
+            if current is None or current.get("updated_at") != updated_at:
+                return False
+            self.items[record.image_id] = from_item(to_item(record)).to_dict()
             return True
 
     def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:

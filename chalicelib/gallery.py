@@ -11,6 +11,7 @@ from functools import cache
 from importlib import resources
 
 from chalicelib.api import Api, Reply
+from chalicelib.links import bucket_origins
 from chalicelib.settings import Settings
 
 
@@ -38,10 +39,15 @@ def gallery_html(settings: Settings) -> str:
 
 def gallery_reply(api: Api) -> Reply:
     page = gallery_html(api.settings)
+    settings = api.settings
+    uploads = bucket_origins(settings.upload_bucket, settings.region, settings.endpoint_url)
+    images = bucket_origins(settings.processed_bucket, settings.region, settings.endpoint_url)
+    if settings.cdn_domain:
+        images = (*images, f"https://{settings.cdn_domain}")
     headers = {
         "Content-Type": "text/html; charset=utf-8",
         "Cache-Control": "no-cache",
-        "Content-Security-Policy": gallery_csp(page),
+        "Content-Security-Policy": gallery_csp(page, uploads, images),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
@@ -49,9 +55,11 @@ def gallery_reply(api: Api) -> Reply:
 
 
 @cache
-def gallery_csp(page: str) -> str:
-    """Only the page's own inline script and style run (pinned by hash); images and the upload
-    POST go to the bucket/CDN origins, which are not known in advance (presigned hosts)."""
+def gallery_csp(page: str, upload_origins: tuple[str, ...] = (), image_origins: tuple[str, ...] = ()) -> str:
+    """Only the page's own inline script and style run (pinned by hash); the page talks to the
+    API ('self') and POSTs files to the upload bucket, and shows images from the processed
+    bucket or the CDN: no other origin, and no plain `http:` (only the local emulator's origin,
+    which is http://127.0.0.1:<port>)."""
 
     def hashes(tag: str) -> str:
         blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.S)
@@ -59,6 +67,6 @@ def gallery_csp(page: str) -> str:
 
     return (
         f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
-        "img-src 'self' https: http: data: blob:; connect-src 'self' https: http:; "
+        f"img-src {' '.join(("'self'", *image_origins, 'data:', 'blob:'))}; connect-src {' '.join(("'self'", *upload_origins))}; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )

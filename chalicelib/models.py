@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -25,6 +26,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_FRAMES = "too_many_frames"
     INVALID_KEY = "invalid_key"
     DUPLICATE = "duplicate"  # a near-duplicate of an earlier image, with DUPLICATES=reject
+    TOO_COMPLEX = "too_complex"  # too much decode work (pixels x scans) or not finished before the deadline
 
 
 class SourceChanged(Exception):
@@ -57,6 +59,9 @@ class SourceObject:
     etag: str
     version_id: str | None = None
     content_type: str | None = None
+    # User metadata (x-amz-meta-*, names lower case without the prefix): what an upload form
+    # put there, e.g. `form-nonce` and `uploaded-by` (see chalicelib/forms.py).
+    metadata: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

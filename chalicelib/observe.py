@@ -28,6 +28,7 @@ METRICS: dict[str, str] = {
     "BytesWritten": "Bytes",
     "PublishFailures": "Count",
     "EventsMalformed": "Count",
+    "FormReplays": "Count",
 }
 
 # Written straight to stdout: Lambda's logging handler would prefix the line with level and

@@ -19,6 +19,10 @@ from chalicelib.records import ImageRecord, RenditionRecord
 log = logging.getLogger("image_pipeline")
 
 IGNORED = "ignored"
+INTERNAL_ERROR = "internal_error"
+# What a `failed` record and the `image.failed` event say. The exception text goes to the log
+# only: an AWS error message carries bucket names, role ARNs and account ids.
+FAILED_MESSAGE = "processing failed on our side; it is retried automatically"
 
 
 @dataclass(frozen=True)
@@ -98,22 +102,24 @@ def announce_failure(
     started: float,
     timings: Mapping[str, float] | None = None,
 ) -> None:
-    """Publish `image.failed`, write its outcome line (ImagesFailed) and log the traceback;
-    the caller re-raises for Lambda's retry."""
+    """Publish `image.failed` (the exception's type, a generic message), write its outcome line
+    (ImagesFailed, with the exception text) and log the traceback; the caller re-raises for
+    Lambda's retry."""
     fields = {
         "image_id": image_id,
         "source_bucket": upload.bucket,
         "source_key": upload.key,
         "status": "failed",
-        "error_code": "internal_error",
-        "error": error_text(exc),
+        "error_code": INTERNAL_ERROR,
+        "error_type": error_type(exc),
+        "error": FAILED_MESSAGE,
         **details,
     }
     notice = Notice(
         "image.failed",
         fields,
         subject,
-        logged={"key": upload.key},
+        logged={"key": upload.key, "error": error_text(exc)},
         metrics={"ImagesFailed": (1, "Count")},
         started=started,
         timings=timings or {},
@@ -177,7 +183,18 @@ def best_effort(action: Callable[[], None], what: str) -> None:
 
 
 def error_text(exc: BaseException) -> str:
+    """The full text, for the logs only."""
     return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def error_type(exc: BaseException) -> str:
+    """What may be shown of an exception: its type, and an AWS error's code (`ClientError(NoSuchBucket)`),
+    never its message."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    code = error.get("Code") if isinstance(error, dict) else None
+    name = type(exc).__name__
+    return f"{name}({code})" if isinstance(code, str) and code.isascii() and code.replace(".", "").isalnum() else name
 
 
 def ms(since: float) -> float:

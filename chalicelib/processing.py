@@ -5,45 +5,111 @@ No boto3, no Chalice here: the adapters come in as arguments (see chalicelib.ada
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chalicelib import duplicates, renditions
+from chalicelib import duplicates, forms, renditions
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
+from chalicelib.deadline import Cancelled, Deadline, OutOfTime, Watch
 from chalicelib.facts import Facts, compute_facts
-from chalicelib.imaging import render
-from chalicelib.keys import image_id_for, output_folder, source_stem
+from chalicelib.identity import UPLOADED_BY
+from chalicelib.imaging import complexity, render
+from chalicelib.keys import image_id_for, output_folder, rendition_version, source_stem
 from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
-from chalicelib.outcomes import Notice, Outcome, announce, announce_failure, best_effort, error_text, ignored, outside_our_uploads, short
+from chalicelib.outcomes import (
+    FAILED_MESSAGE,
+    INTERNAL_ERROR,
+    Notice,
+    Outcome,
+    announce,
+    announce_failure,
+    best_effort,
+    ignored,
+    outside_our_uploads,
+    short,
+)
 from chalicelib.records import ImageRecord, RenditionRecord
 
 REPAIR_EVENT = "Pipeline:Repair"  # event_name of a re-render after losing a race (see _yield_to_newer)
 NEWER_RECORDED = "a newer upload of this key was recorded meanwhile"
 
 
-def handle_upload(adapters: Adapters, upload: Upload) -> Outcome:
+def handle_upload(adapters: Adapters, upload: Upload, deadline: Deadline | None = None) -> Outcome:
     """An ObjectCreated event (or a reprocess job) for one object.
 
     Rejections return normally (retrying cannot help); infrastructure errors are recorded,
-    published and re-raised so Lambda retries the event.
+    published and re-raised so Lambda retries the event. With a `deadline` (from the Lambda
+    context) the outcome is recorded before the function's time runs out (see _within).
     """
-    return outside_our_uploads(adapters, upload) or render_current(adapters, upload)
+    outside = outside_our_uploads(adapters, upload)
+    if outside is not None:
+        return outside
+    return render_current(adapters, upload) if deadline is None else _within(adapters, upload, deadline)
 
 
-def render_current(adapters: Adapters, upload: Upload) -> Outcome:
+def render_current(adapters: Adapters, upload: Upload, watch: Watch | None = None) -> Outcome:
     """Render and record what the bucket holds under `upload.key` now: the step an upload, a
     removal that finds the key still there, and a lost race share.
 
     An attempt that lost the race to a newer event may have written over the newer files:
     the newer version is rendered once more here. A repair that loses again does not
     repair: the event that beat it does."""
-    outcome, repair = _attempt(adapters, upload)
+    outcome, repair = _attempt(adapters, upload, watch)
     if repair is not None:
-        _attempt(adapters, repair)
+        _attempt(adapters, repair, watch)
     return outcome
+
+
+def _within(adapters: Adapters, upload: Upload, deadline: Deadline) -> Outcome:
+    """Run the attempt in a worker thread; if it is not done at the deadline, cancel it and
+    record the outcome now: `rejected` / `too_complex` when the time went into decoding and
+    encoding this image, `failed` (raised, so the event is retried) when it went into our own
+    reads or writes. An attempt already recording is given the grace period to finish."""
+    if deadline.remaining() <= 0:
+        raise OutOfTime(f"no time left to start {upload.key}")
+    watch = Watch(deadline)
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            done["outcome"] = render_current(adapters, upload, watch)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            done["error"] = exc
+
+    worker = threading.Thread(target=run, name=f"attempt-{image_id_for(upload.key)[:8]}", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline.remaining()))
+    if worker.is_alive() and not watch.give_up():  # recording: almost done
+        worker.join(deadline.grace)
+        watch.give_up(even_recording=True)
+    if worker.is_alive():
+        watch.give_up(even_recording=True)
+    elif not isinstance(done.get("error"), Cancelled):  # finished in time: its own outcome
+        if "error" in done:
+            raise done["error"]
+        outcome: Outcome = done["outcome"]
+        return outcome
+    return _timed_out(adapters, upload, watch)
+
+
+def _timed_out(adapters: Adapters, upload: Upload, watch: Watch) -> Outcome:
+    attempt = watch.attempt or Attempt(adapters, upload, image_id_for(upload.key), sequencer_order(upload.sequencer))
+    limit = f"{watch.deadline.limit:.0f} s"
+    if watch.stage == "render":
+        rejection = RejectedInput(
+            ErrorCode.TOO_COMPLEX, f"decoding and encoding did not finish within the function's time limit ({limit} with a margin)"
+        )
+        outcome = _reject(attempt, rejection)
+        if attempt.writer is not None:
+            best_effort(attempt.writer.abandon, "remove the renditions of an abandoned attempt")
+        return outcome
+    exc = TimeoutError(f"{watch.stage} of {short(upload.key)} did not finish within the function's time limit ({limit})")
+    _fail(attempt, exc)
+    raise exc
 
 
 @dataclass
@@ -60,6 +126,17 @@ class Attempt:
     previous: ImageRecord | None = None
     facts: Facts | None = None
     duplicate_of: str | None = None
+    watch: Watch | None = None  # with a deadline: the stage reached, and whether to give up
+    writer: renditions.RenditionWriter | None = None
+
+    def enter(self, stage: str) -> None:
+        """Reached `stage`; raises Cancelled if the deadline passed meanwhile."""
+        if self.watch is not None:
+            self.watch.enter(stage)
+
+    def check(self) -> None:
+        if self.watch is not None:
+            self.watch.check()
 
     def base_record(self, now: str, status: Status) -> ImageRecord:
         """What every record of an attempt says: the source, the profile, the times."""
@@ -78,6 +155,7 @@ class Attempt:
             created_at=(self.previous.created_at if self.previous else None) or now,
             updated_at=now,
             uploaded_at=self.upload.event_time,
+            uploaded_by=source.metadata.get(UPLOADED_BY) if source else None,
             listing=LISTING,
             status=status.value,
             renditions=(),
@@ -90,12 +168,16 @@ class Attempt:
         return ignored(self.adapters, self.upload, reason, self.image_id), None
 
 
-def _attempt(adapters: Adapters, upload: Upload) -> tuple[Outcome, Upload | None]:
+def _attempt(adapters: Adapters, upload: Upload, watch: Watch | None = None) -> tuple[Outcome, Upload | None]:
     """(the outcome, the repair to run when this attempt lost a race over the same files)."""
-    attempt = Attempt(adapters, upload, image_id_for(upload.key), sequencer_order(upload.sequencer))
+    attempt = Attempt(adapters, upload, image_id_for(upload.key), sequencer_order(upload.sequencer), watch=watch)
+    if watch is not None:
+        watch.attempt = attempt
     try:
         return _process(attempt)
     except Exception as exc:
+        if watch is not None and watch.cancel.is_set():  # the watching thread records the outcome
+            raise Cancelled(f"abandoned at the deadline: {exc}") from exc
         _fail(attempt, exc)
         raise
 
@@ -110,9 +192,13 @@ def _process(attempt: Attempt) -> tuple[Outcome, Upload | None]:
         return attempt.ignored("object no longer exists")
     if source.size == 0 and upload.key.endswith("/"):
         return attempt.ignored("folder marker")
+    replayed = forms.replay(adapters, upload, source, attempt.image_id)  # before any download
+    if replayed is not None:
+        return replayed, None
     try:
         result, stored = _read_and_render(attempt, source)
     except RejectedInput as rejection:
+        attempt.enter("record")
         return _reject(attempt, rejection), None
     except SourceChanged:
         # Not a failure: S3 sends an event for the overwrite or delete, and that one
@@ -129,9 +215,15 @@ def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.Ren
     mark = time.perf_counter()
     data = adapters.store.get(source)
     attempt.timed("read", mark)
+    complexity.check_decode_work(data, settings.max_decode_work, settings.max_source_pixels)  # before any decoder runs
+    attempt.enter("render")
     mark = time.perf_counter()
     workers = render.worker_count(settings.max_workers, settings.lambda_memory_mb)
-    writer = renditions.RenditionWriter(adapters, source, output_folder(settings, attempt.upload.key), attempt.previous, workers)
+    # A new source version or profile gets a new folder: a URL once served never changes.
+    version = rendition_version(source.version_id, source.etag, adapters.profile.version)
+    folder = output_folder(settings, attempt.upload.key, version)
+    writer = renditions.RenditionWriter(adapters, source, folder, attempt.previous, workers, check=attempt.check)
+    attempt.writer = writer
     try:
         result = render.render(
             data, adapters.profile, adapters.limits, source_stem(source.key), workers=workers, on_rendition=writer.submit
@@ -190,6 +282,11 @@ Repair = Upload | None  # the re-render a lost race needs (see _yield_to_newer)
 
 def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, stored: list[RenditionRecord]) -> tuple[Outcome, Repair]:
     adapters, upload = attempt.adapters, attempt.upload
+    try:
+        attempt.enter("record")
+    except Cancelled:
+        renditions.delete(adapters, [r.key for r in stored if r.key not in renditions.listed(attempt.previous)], "clean up")
+        raise
     now = adapters.now()
     record = replace(
         attempt.base_record(now, Status.PROCESSED),
@@ -316,7 +413,9 @@ def _fail(attempt: Attempt, exc: BaseException) -> None:
         previous = adapters.catalog.get(attempt.image_id)
         if previous and previous.status == Status.PROCESSED.value:
             return  # keep serving the last good version; the retry will replace it
-        adapters.catalog.put(replace(attempt.base_record(now, Status.FAILED), error_code="internal_error", error=error_text(exc)))
+        # A generic message: the exception text (bucket names, ARNs, account ids) is logged only.
+        failed = attempt.base_record(now, Status.FAILED)
+        adapters.catalog.put(replace(failed, error_code=INTERNAL_ERROR, error=FAILED_MESSAGE))
 
     best_effort(record_failure, "record the failure")
     announce_failure(

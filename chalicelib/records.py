@@ -38,7 +38,9 @@ class RenditionRecord:
         return _from_dict(RenditionRecord, data)
 
     def public_view(self) -> dict[str, Any]:
-        return self.to_dict()
+        """The allow-listed fields (RENDITION_PUBLIC_FIELDS); unknown `extra` fields never show."""
+        view = {name: getattr(self, name) for name in RENDITION_PUBLIC_FIELDS}
+        return {name: value for name, value in view.items() if value is not None}  # `animated`, `frames`: only when set
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class ImageRecord:
     created_at: str | None = None
     updated_at: str | None = None
     uploaded_at: str | None = None
+    uploaded_by: str | None = None  # the uploader (Cognito `sub`) when WRITE_AUTH=cognito issued the form
     # Index keys: GSI `by_updated` (listing, updated_at) lists every image newest first;
     # GSI `by_status` (status, updated_at) filters by status. No Scan needed.
     listing: str | None = None
@@ -93,16 +96,59 @@ class ImageRecord:
         return _from_dict(ImageRecord, data)
 
     def public_view(self) -> dict[str, Any]:
-        """What the API and the events may show of this record: the one place that decides."""
-        view = self.to_dict()
+        """What the API and the events may show of this record: the one place that decides.
+
+        An allow-list (PUBLIC_FIELDS): a field added to the record stays private until it is
+        listed there (tests/unit/test_records.py makes every field choose). A failed record's
+        `error` is replaced by a generic message: exception text names buckets, roles, accounts."""
+        stored = self.to_dict()
+        view = {name: stored[name] for name in PUBLIC_FIELDS if name in stored}
         if self.renditions is not None:
             view["renditions"] = [r.public_view() for r in self.renditions]
+        if self.status == FAILED and "error" in view:
+            view["error"] = FAILED_MESSAGE
         return view
 
     @property
     def rendition_keys(self) -> set[str]:
         return {r.key for r in self.renditions or ()}
 
+
+# What a client sees (GET /images, GET /images/{id}) and what the events carry of a record.
+PUBLIC_FIELDS = (
+    "image_id",
+    "status",
+    "source_key",
+    "content_type",
+    "bytes",
+    "profile",
+    "profile_version",
+    "created_at",
+    "updated_at",
+    "uploaded_at",
+    "processed_at",
+    "rejected_at",
+    "deleted_at",
+    "format",
+    "width",
+    "height",
+    "frames",
+    "renditions",
+    "skipped_presets",
+    "notes",
+    "camera",
+    "error_code",
+    "error",
+    "placeholder",
+    "phash",
+    "duplicate_of",
+)
+# Never shown: storage coordinates (bucket names, ETag, version id), write ordering (S3's
+# sequencer), index keys, a tombstone's pending files, the uploader's identity.
+INTERNAL_FIELDS = frozenset({"source_bucket", "source_etag", "source_version", "sequencer", "listing", "removing", "uploaded_by", "extra"})
+RENDITION_PUBLIC_FIELDS = ("preset", "key", "format", "width", "height", "bytes", "animated", "frames")
+FAILED = "failed"
+FAILED_MESSAGE = "processing failed on our side; the error has been logged and the upload will be retried"
 
 _NESTED = {"renditions": RenditionRecord.from_dict}
 

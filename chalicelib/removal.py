@@ -11,7 +11,7 @@ from dataclasses import replace
 from chalicelib import duplicates, renditions
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
-from chalicelib.keys import image_id_for, output_folder, source_stem
+from chalicelib.keys import image_id_for
 from chalicelib.models import SourceObject, Status, Upload
 from chalicelib.outcomes import Notice, Outcome, announce, announce_failure, best_effort, ignored, outside_our_uploads, short
 from chalicelib.processing import NEWER_RECORDED, REPAIR_EVENT, render_current
@@ -45,20 +45,18 @@ def remove_source(adapters: Adapters, removal: Upload) -> Outcome:
         return render_current(adapters, removal)
     if previous is None:
         return ignored(adapters, removal, "nothing was recorded for this key", image_id)
+    if previous.status == Status.DELETED.value and not previous.removing:
+        # DELETE /images/{id} deleted the source after recording the tombstone: nothing is left.
+        return ignored(adapters, removal, "already deleted", image_id)
     return _tombstone(adapters, removal, previous, image_id=image_id, sequencer=sequencer, started=started)
 
 
 def _tombstone(
     adapters: Adapters, removal: Upload, previous: ImageRecord, *, image_id: str, sequencer: str | None, started: float
 ) -> Outcome:
-    folder = output_folder(adapters.settings, removal.key)
-    stem = source_stem(removal.key)
-    doomed = sorted(
-        renditions.listed(previous)
-        | set(previous.removing or ())
-        # what this profile would have written, in case an upload raced this removal
-        | {folder + preset.output_filename(stem) for preset in adapters.profile.presets}
-    )
+    # Rendition keys are versioned: an upload racing this removal writes its own keys and
+    # removes them itself when its record loses to this tombstone (processing._yield_to_newer).
+    doomed = sorted(renditions.listed(previous) | set(previous.removing or ()))
     now = adapters.now()
     tombstone = ImageRecord(
         image_id=image_id,

@@ -4,7 +4,7 @@ each rendition as soon as it is encoded, and the clean-up of files no record lis
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import quote
 
@@ -37,8 +37,18 @@ class RenditionWriter:
     from encoder threads). On failure, removes what this attempt added: keys the previous
     record still lists are kept, so the catalog never points at nothing."""
 
-    def __init__(self, adapters: Adapters, source: SourceObject, folder: str, previous: ImageRecord | None, workers: int) -> None:
+    def __init__(
+        self,
+        adapters: Adapters,
+        source: SourceObject,
+        folder: str,
+        previous: ImageRecord | None,
+        workers: int,
+        *,
+        check: Callable[[], None] | None = None,
+    ) -> None:
         self.adapters, self.source, self.folder, self.previous = adapters, source, folder, previous
+        self.check = check  # raises once the attempt is abandoned at its deadline: nothing more is written
         # Uploads are I/O: a few per CPU, bounded by the client's connection pool (16).
         self.pool = ThreadPoolExecutor(max_workers=min(16, workers * 4), thread_name_prefix="upload")
         self.futures: dict[str, Future[str]] = {}
@@ -50,6 +60,8 @@ class RenditionWriter:
             self.futures[rendition.preset] = future
 
     def _put(self, rendition: Rendition, key: str) -> str:
+        if self.check is not None:
+            self.check()
         self.adapters.store.put(
             self.adapters.settings.processed_bucket,
             key,
@@ -68,7 +80,9 @@ class RenditionWriter:
         self.pool.shutdown(wait=True)
         written: list[str] = []
         errors: list[BaseException] = []
-        for future in self.futures.values():
+        with self.lock:  # encoders may still be submitting (an attempt abandoned at its deadline)
+            futures = list(self.futures.values())
+        for future in futures:
             try:
                 written.append(future.result())
             except Exception as exc:  # noqa: BLE001 - collected and re-raised by the caller

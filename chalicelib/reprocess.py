@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 from chalicelib import keys, observe
 from chalicelib.adapters import Adapters
+from chalicelib.deadline import Deadline
 from chalicelib.events import MALFORMED_EVENT, MALFORMED_METRICS
 from chalicelib.models import Status, Upload
 from chalicelib.outcomes import Outcome, ignored
@@ -52,22 +53,27 @@ def up_to_date(record: ImageRecord | None, profile_version: str) -> bool:
     return bool(record and record.status in _UP_TO_DATE and record.profile_version == profile_version)
 
 
-def reprocess_one(pipeline: Adapters, job: Job) -> Outcome:
-    """Re-render one source unless it is already up to date (a redelivered message is a no-op).
+def reprocess_one(pipeline: Adapters, job: Job, deadline: Deadline | None = None) -> Outcome:
+    """Re-render one source unless it is already up to date (a redelivered message is a no-op)
+    or was deleted (its tombstone is respected).
 
     The upload runs under the record's own sequencer, so an S3 event for a newer upload,
     which carries a larger one, always wins over a reprocess of the older content.
     """
     image_id = keys.image_id_for(job.key)
     record = pipeline.catalog.get(image_id)
+    if record is not None and record.status == Status.DELETED.value:
+        # Deleted (DELETE /images/{id}?keep_source=true, or a removal): it never comes back.
+        # A new upload of the key is a new image, brought in by its own S3 event.
+        return ignored(pipeline, Upload(job.bucket, job.key, REPROCESS_EVENT), "the image was deleted", image_id)
     if up_to_date(record, pipeline.profile.version):
         upload = Upload(job.bucket, job.key, REPROCESS_EVENT)
         return ignored(pipeline, upload, f"already rendered with profile version {pipeline.profile.version}", image_id)
     sequencer = (record.sequencer if record else None) or _FIRST_SEQUENCER
-    return handle_upload(pipeline, Upload(job.bucket, job.key, REPROCESS_EVENT, sequencer))
+    return handle_upload(pipeline, Upload(job.bucket, job.key, REPROCESS_EVENT, sequencer), deadline)
 
 
-def handle_messages(pipeline: Adapters, bodies: Iterable[str]) -> list[Outcome]:
+def handle_messages(pipeline: Adapters, bodies: Iterable[str], deadline: Deadline | None = None) -> list[Outcome]:
     """The SQS handler's work: every message is tried; if any failed, the first error is
     raised afterwards so SQS redelivers the batch (the done ones are then skipped as up to
     date) and, after the queue's maxReceiveCount, parks it in the dead-letter queue.
@@ -82,7 +88,7 @@ def handle_messages(pipeline: Adapters, bodies: Iterable[str]) -> list[Outcome]:
             observe.emit({**fields, "error_code": MALFORMED_EVENT}, MALFORMED_METRICS)
             continue
         try:
-            outcomes.append(reprocess_one(pipeline, job))
+            outcomes.append(reprocess_one(pipeline, job, deadline))  # OutOfTime: redelivered
         except Exception as exc:  # noqa: BLE001 - the rest of the batch still runs; raised below
             errors.append(exc)
     if errors:

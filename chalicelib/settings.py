@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,21 @@ DEFAULT_MAX_FRAMES = 1000
 # 1000 of 632x632 (peak memory stays a few canvases: frames are streamed, see imaging/animation.py)
 DEFAULT_MAX_ANIMATION_PIXELS = 400_000_000
 ANIMATION_MODES = ("keep", "still")
-DEFAULT_PRESIGN_EXPIRY = 900
+# Pixel-scans a JPEG may cost to decode: 50 MP x 30 scans. Every camera photo is 1 scan, a
+# progressive one from libjpeg/mozjpeg about 10; a 49 MP file in 256 scans (16 s of CPU) is not.
+DEFAULT_MAX_DECODE_WORK = 1_500_000_000
+DEFAULT_DEADLINE_MARGIN_MS = 10_000  # time kept back from Lambda's limit to record an unfinished image
+DEFAULT_PRESIGN_EXPIRY = 120  # an upload form is single-use; a short life bounds what a leaked one can do
 MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
-WRITE_AUTH_MODES = ("none", "api_key", "iam")
+AUTH_MODES = ("none", "api_key", "iam", "cognito")
+WRITE_AUTH_MODES = AUTH_MODES
+READ_AUTH_MODES = AUTH_MODES
+# Stages whose reads are open unless READ_AUTH says otherwise: the local stack's. Any other
+# stage (prod, or a STAGE that is not set) reads with an API key unless READ_AUTH=none opts in.
+OPEN_READ_STAGES = ("dev", "local")
+DEFAULT_ADMIN_GROUP = "admins"
+_USER_POOL_ARN = re.compile(r"arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[\w-]+_[0-9A-Za-z]+")
+LOCAL_WORKER_KINDS = ("processes", "threads")
 DEFAULT_REPROCESS_QUEUE = "image-pipeline-reprocess"
 DUPLICATE_MODES = ("flag", "reject")
 # Measured by bench/facts.py on the corpus (tests/unit/test_facts.py checks it): a photo and
@@ -50,13 +63,21 @@ class Settings:
     max_frames: int = DEFAULT_MAX_FRAMES
     max_animation_pixels: int = DEFAULT_MAX_ANIMATION_PIXELS
     animation: str = "keep"  # keep: animated sources also get animated WebP renditions; still: first frame only
+    max_decode_work: int = DEFAULT_MAX_DECODE_WORK
+    deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS
     max_workers: int = 0  # 0: derived from the CPUs available (see imaging.render)
     lambda_memory_mb: int = 0  # AWS_LAMBDA_FUNCTION_MEMORY_SIZE, set by Lambda (0 elsewhere)
     reprocess_queue: str = DEFAULT_REPROCESS_QUEUE  # SQS queue name the `reprocess` handler consumes
     region: str = "us-east-1"
     endpoint_url: str | None = None
     cdn_domain: str | None = None
+    cdn_distribution_id: str | None = None  # CloudFront distribution to invalidate on DELETE
     write_auth: str = "none"
+    read_auth: str = "none"
+    stage: str = ""  # STAGE: the Chalice stage's name, set in its environment_variables
+    cognito_user_pool_arn: str | None = None
+    admin_group: str = DEFAULT_ADMIN_GROUP
+    allow_anonymous_writes: bool = False
     presign_expiry: int = DEFAULT_PRESIGN_EXPIRY
     api_debug: bool = False
     duplicates: str = "flag"  # a near-duplicate is flagged (duplicate_of) or, with "reject", rejected
@@ -65,6 +86,9 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        stage = env.get("STAGE", "").strip()
+        endpoint_url = env.get("AWS_ENDPOINT_URL") or None
+        open_reads = endpoint_url is not None or stage in OPEN_READ_STAGES
         settings = cls(
             upload_bucket=_required(env, "UPLOAD_BUCKET"),
             processed_bucket=_required(env, "PROCESSED_BUCKET"),
@@ -80,13 +104,21 @@ class Settings:
             max_frames=_positive_int(env, "MAX_FRAMES", DEFAULT_MAX_FRAMES),
             max_animation_pixels=_positive_int(env, "MAX_ANIMATION_PIXELS", DEFAULT_MAX_ANIMATION_PIXELS),
             animation=_choice(env, "ANIMATION", ANIMATION_MODES, "keep"),
+            max_decode_work=_positive_int(env, "MAX_DECODE_WORK", DEFAULT_MAX_DECODE_WORK),
+            deadline_margin_ms=_positive_int(env, "DEADLINE_MARGIN_MS", DEFAULT_DEADLINE_MARGIN_MS),
             max_workers=_positive_int(env, "MAX_WORKERS", 0, allow_zero=True),
             lambda_memory_mb=_positive_int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, allow_zero=True),
             reprocess_queue=_queue_name(env, "REPROCESS_QUEUE", DEFAULT_REPROCESS_QUEUE),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            endpoint_url=endpoint_url,
             cdn_domain=_cdn_domain(env),
+            cdn_distribution_id=_distribution_id(env),
             write_auth=_choice(env, "WRITE_AUTH", WRITE_AUTH_MODES, "none"),
+            read_auth=_choice(env, "READ_AUTH", READ_AUTH_MODES, "none" if open_reads else "api_key"),
+            stage=stage,
+            cognito_user_pool_arn=env.get("COGNITO_USER_POOL_ARN", "").strip() or None,
+            admin_group=env.get("COGNITO_ADMIN_GROUP", "").strip() or DEFAULT_ADMIN_GROUP,
+            allow_anonymous_writes=_bool(env, "ALLOW_ANONYMOUS_WRITES", False),
             presign_expiry=_positive_int(env, "PRESIGN_EXPIRY_SECONDS", DEFAULT_PRESIGN_EXPIRY),
             api_debug=_bool(env, "API_DEBUG", False),
             duplicates=_choice(env, "DUPLICATES", DUPLICATE_MODES, "flag"),
@@ -99,6 +131,7 @@ class Settings:
         if settings.api_debug and not settings.endpoint_url:
             # Debug mode sends tracebacks to clients: only against a local emulator.
             raise SettingsError("API_DEBUG=true is only allowed with AWS_ENDPOINT_URL set (the local stack)")
+        _check_cognito(settings)
         if settings.upload_bucket == settings.processed_bucket:
             # Renditions written to the upload bucket would trigger the processor again.
             raise SettingsError(
@@ -121,6 +154,16 @@ class Settings:
         stage_env = {k: str(v) for k, v in stages[stage].get("environment_variables", {}).items()}
         return cls.from_env({**stage_env, **os.environ})
 
+    def refuse_anonymous_writes(self) -> None:
+        """SettingsError when the write routes would be open outside the local stack (the app
+        calls this at import, so such a stage fails at deploy and cold start) unless
+        ALLOW_ANONYMOUS_WRITES=true says it is meant."""
+        if self.write_auth == "none" and self.endpoint_url is None and not self.allow_anonymous_writes:
+            raise SettingsError(
+                "WRITE_AUTH=none lets anyone upload and delete: outside the local stack set WRITE_AUTH "
+                "(api_key, iam or cognito), or ALLOW_ANONYMOUS_WRITES=true if open writes are meant"
+            )
+
     def public_view(self) -> dict[str, object]:
         """The settings in force, safe to show to a client (no secrets are ever held here)."""
         return {
@@ -138,10 +181,14 @@ class Settings:
             "max_frames": self.max_frames,
             "max_animation_pixels": self.max_animation_pixels,
             "animation": self.animation,
+            "max_decode_work": self.max_decode_work,
             "reprocess_queue": self.reprocess_queue,
             "region": self.region,
             "cdn_domain": self.cdn_domain,
+            "cdn_invalidation": self.cdn_distribution_id is not None,
             "write_auth": self.write_auth,
+            "read_auth": self.read_auth,
+            "stage": self.stage,
             "presign_expiry_seconds": self.presign_expiry,
             "local_endpoint": self.endpoint_url is not None,
             "duplicates": self.duplicates,
@@ -158,6 +205,7 @@ LOCAL_OVERRIDABLE = (
     "MAX_FRAMES",
     "MAX_ANIMATION_PIXELS",
     "ANIMATION",
+    "MAX_DECODE_WORK",
     "MAX_WORKERS",
     "DUPLICATES",
     "DUPLICATE_MAX_DISTANCE",
@@ -175,7 +223,8 @@ class LocalSettings:
     outbox: Path = Path("outbox")
     stage: str = "dev"
     log_dir: Path = Path(".local")
-    concurrency: int = 2  # images processed at once (Lambda would run one container each)
+    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)  # images at once (Lambda: one container each)
+    workers: str = "processes"  # where the upload handler runs: worker processes, or threads of the stack
     verbose: bool = False  # echo the functions' JSON log lines on the console too
     overrides: Mapping[str, str] = field(default_factory=dict)
 
@@ -189,7 +238,8 @@ class LocalSettings:
             outbox=Path(env.get("OUTBOX", "").strip() or "outbox"),
             stage=env.get("STAGE", "").strip() or "dev",
             log_dir=Path(env.get("LOCAL_LOG_DIR", "").strip() or ".local"),
-            concurrency=_positive_int(env, "LOCAL_CONCURRENCY", 2),
+            concurrency=_positive_int(env, "LOCAL_CONCURRENCY", os.cpu_count() or 1),
+            workers=_choice(env, "LOCAL_WORKERS", LOCAL_WORKER_KINDS, "processes"),
             verbose=_bool(env, "LOCAL_VERBOSE", False),
             overrides={name: env[name] for name in LOCAL_OVERRIDABLE if env.get(name, "").strip()},
         )
@@ -262,6 +312,15 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     return value
 
 
+def _check_cognito(settings: Settings) -> None:
+    uses_cognito = "cognito" in (settings.write_auth, settings.read_auth)
+    arn = settings.cognito_user_pool_arn
+    if uses_cognito and not arn:
+        raise SettingsError("COGNITO_USER_POOL_ARN is required with WRITE_AUTH=cognito or READ_AUTH=cognito")
+    if arn and not _USER_POOL_ARN.fullmatch(arn):
+        raise SettingsError(f"COGNITO_USER_POOL_ARN={arn!r} is not a user pool ARN (arn:aws:cognito-idp:<region>:<account>:userpool/<id>)")
+
+
 def _cdn_domain(env: Mapping[str, str]) -> str | None:
     """A bare host name (`d111.cloudfront.net`, `img.example.com`); a scheme or slash is stripped."""
     raw = env.get("CDN_DOMAIN", "").strip()
@@ -271,3 +330,13 @@ def _cdn_domain(env: Mapping[str, str]) -> str | None:
     if "/" in host or any(ch.isspace() for ch in host):
         raise SettingsError(f"CDN_DOMAIN={raw!r} must be a host name such as d111111abcdef8.cloudfront.net")
     return host
+
+
+def _distribution_id(env: Mapping[str, str]) -> str | None:
+    """A CloudFront distribution id (`E2QWRUHAPOMQZL`): upper-case letters and digits."""
+    raw = env.get("CDN_DISTRIBUTION_ID", "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isalnum() and raw.isupper() and len(raw) <= 32):
+        raise SettingsError(f"CDN_DISTRIBUTION_ID={raw!r} is not a CloudFront distribution id such as E2QWRUHAPOMQZL")
+    return raw

@@ -57,6 +57,7 @@ class S3ObjectStore:
             etag=str(response.get("ETag", "")).strip('"'),
             version_id=response.get("VersionId"),
             content_type=response.get("ContentType"),
+            metadata={str(k).lower(): str(v) for k, v in (response.get("Metadata") or {}).items()},
         )
 
     def get(self, source: SourceObject) -> bytes:
@@ -117,11 +118,13 @@ class MemoryObjectStore:
         self.buckets: dict[str, dict[str, StoredObject]] = {}
         self._lock = threading.Lock()
 
-    def add(self, bucket: str, key: str, data: bytes, content_type: str = "binary/octet-stream") -> SourceObject:
+    def add(
+        self, bucket: str, key: str, data: bytes, content_type: str = "binary/octet-stream", metadata: Mapping[str, str] | None = None
+    ) -> SourceObject:
         with self._lock:
             objects = self.buckets.setdefault(bucket, {})
             version = objects[key].version + 1 if key in objects else 1
-            objects[key] = StoredObject(data, content_type, version=version)
+            objects[key] = StoredObject(data, content_type, dict(metadata or {}), version=version)
         info = self.head(bucket, key)
         assert info is not None
         return info
@@ -130,7 +133,7 @@ class MemoryObjectStore:
         obj = self.buckets.get(bucket, {}).get(key)
         if obj is None:
             return None
-        return SourceObject(bucket, key, len(obj.data), _etag(obj.data), str(obj.version), obj.content_type)
+        return SourceObject(bucket, key, len(obj.data), _etag(obj.data), str(obj.version), obj.content_type, dict(obj.metadata))
 
     def get(self, source: SourceObject) -> bytes:
         # Pinned like S3ObjectStore.get: to the version HEAD saw, else to its ETag.

@@ -8,6 +8,7 @@ from typing import Any
 from chalicelib import api, aws
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import DynamoCatalog
+from chalicelib.cdn import CloudFrontCdn
 from chalicelib.links import S3Links
 from chalicelib.notify import SnsNotifier
 from chalicelib.presets import Profile, load_profile
@@ -48,4 +49,5 @@ def aws_api(settings: Settings, profile: Profile) -> api.Api:
         S3ObjectStore(clients("s3")),
         S3Links(aws.s3_presigner(region)),
         AwsProbe(clients, topic_arn),
+        cdn=CloudFrontCdn(clients("cloudfront"), settings.cdn_distribution_id) if settings.cdn_distribution_id else None,
     )

@@ -4,18 +4,22 @@
 holds everything else (buckets, table, topics, queues, alarms, CDN). This script puts both in
 one directory that `terraform init && terraform apply` deploys:
 
-1. copies the app (app.py, chalicelib/, vendor/, requirements.txt, .chalice/) into a clean
-   source directory and, in that copy only, sets the stage's bucket/table/topic/queue
-   variables to Terraform references (``${aws_s3_bucket.uploads.bucket}``...), so Chalice
-   wires its triggers and environment to the resources infra/ creates;
+1. copies the app (app.py, chalicelib/, vendor/, .chalice/, and requirements-lock.txt as its
+   requirements.txt: hash-pinned, deploy/lock.py) into a clean source directory and, in
+   that copy only, sets the stage's bucket/table/topic/queue variables to Terraform
+   references (``${aws_s3_bucket.uploads.bucket}``...), so Chalice wires its triggers and
+   environment to the resources infra/ creates, and renders the IAM policy templates with
+   exact ARNs (deploy/policy.py);
 2. runs ``chalice package`` there;
 3. repairs chalice.tf.json for current Terraform (drops Chalice's Terraform < 1.4 / AWS
    provider < 5 pins and its ``null_data_source``, which needs a provider nobody uses);
 4. copies infra/*.tf (and infra/terraform.tfvars if you made one) beside it and writes
    ``package_override.tf.json`` for what Chalice cannot express: the app's function list,
    the bucket notification waiting for its Lambda permissions, functions waiting for their
-   log groups, async retries and on-failure destinations; with ``WRITE_AUTH=api_key``,
-   ``api_key.tf.json``: the key and usage plan API Gateway needs to accept it.
+   log groups, async retries and on-failure destinations, the API and stage whose read
+   routes infra/api.tf throttles, the API's origin for the upload CORS rule, the Cognito
+   pool for a cognito stage; with ``WRITE_AUTH=api_key``, ``api_key.tf.json``: the key and
+   usage plan API Gateway needs to accept it (deploy/api_gateway.py).
 
 The output directory keeps Terraform's state and plugins (``terraform.tfstate*``,
 ``.terraform*``) between runs; only generated files are replaced.
@@ -37,6 +41,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+if not __package__:  # run as a script (python deploy/package.py): make `deploy` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from deploy import lock, policy
+from deploy.api_gateway import api_locals, key_auth, uses_cognito, write_api_key
+
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 
@@ -51,11 +61,16 @@ TERRAFORM_REFERENCES: dict[str, str] = {
     "CATALOG_TABLE": "${aws_dynamodb_table.catalog.name}",
     "EVENTS_TOPIC": "${aws_sns_topic.events.name}",
     "ALERTS_TOPIC_ARN": "${aws_sns_topic.alerts.arn}",
+    # Chalice's CognitoUserPoolAuthorizer puts the ARN into the swagger at import time (a
+    # JSON string in a JSON string: no quotes in the expression). A stage naming it gets the
+    # pool (uses_cognito).
+    "COGNITO_USER_POOL_ARN": "${aws_cognito_user_pool.users[0].arn}",
 }
 # Settings the app validates at import (a host name), so they cannot hold a reference
 # while Chalice imports it: they are swapped in the generated functions' environment.
 LATE_REFERENCES: dict[str, str] = {
     "CDN_DOMAIN": "${aws_cloudfront_distribution.processed.domain_name}",
+    "CDN_DISTRIBUTION_ID": "${aws_cloudfront_distribution.processed.id}",
 }
 # Queue names have no random part: the stage's value must be the name infra/ gives, and
 # stays a plain name in the environment (so the functions need not wait ~25 s for the
@@ -93,7 +108,9 @@ def package(stage: str, out: Path, *, region: str = "us-east-1", skip_requiremen
     template = fix_template(template, queues=_stage_queues(stage))
     (out / "chalice.tf.json").write_text(json.dumps(template, indent=2) + "\n")
     (out / "package_override.tf.json").write_text(json.dumps(overrides(template, stage), indent=2) + "\n")
-    api_key = write_api_key(template, _stage_env(stage).get("WRITE_AUTH", "none"))
+    # One key serves both: READ_AUTH defaults to api_key on a deployable stage (Settings).
+    env = _stage_env(stage)
+    api_key = write_api_key(template, key_auth({**env, "READ_AUTH": env.get("READ_AUTH") or "api_key"}))
     if api_key:
         (out / "api_key.tf.json").write_text(json.dumps(api_key, indent=2) + "\n")
     _copy_infra(out)
@@ -113,9 +130,21 @@ def chalice_config(stage: str, outputs: dict[str, Any], config_path: Path = ROOT
     """Write infra's `chalice_environment` output into the stage's environment_variables
     (the settings the stage already defines); returns what changed."""
     config = json.loads(config_path.read_text())
-    env = deployable_stage(stage, config).setdefault("environment_variables", {})
+    stage_config = deployable_stage(stage, config)
+    env = stage_config.setdefault("environment_variables", {})
     changed = {name: str(outputs[name]) for name in env if name in outputs and env[name] != outputs[name]}
     env.update(changed)
+    # chalice deploy reads the policy files as they are: render the templates with the
+    # deployed names, account and region beside them, and point the stage at the copies.
+    try:
+        values = policy.output_values(outputs)
+        for name in sorted(policy.policy_files(stage_config)):
+            template = (config_path.parent / policy.template_name(name)).read_text()
+            rendered = policy.checked(policy.render(template, values), values)
+            (config_path.parent / policy.rendered_name(name)).write_text(json.dumps(rendered, indent=2) + "\n")
+    except policy.PolicyError as exc:
+        raise PackageError(str(exc)) from None
+    policy.repoint(stage_config, policy.rendered_name)
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     return changed
 
@@ -175,8 +204,10 @@ def _copy_app(src: Path, stage: str, *, skip_requirements: bool) -> None:
     shutil.copytree(ROOT / "chalicelib", src / "chalicelib", ignore=ignore)
     if (ROOT / "vendor").is_dir():
         shutil.copytree(ROOT / "vendor", src / "vendor", ignore=ignore)
-    requirements = "" if skip_requirements else (ROOT / "requirements.txt").read_text()
-    (src / "requirements.txt").write_text(requirements)
+    try:
+        (src / "requirements.txt").write_text("" if skip_requirements else lock.lambda_requirements())
+    except lock.LockError as exc:
+        raise PackageError(str(exc)) from None
     shutil.copytree(ROOT / ".chalice", src / ".chalice", ignore=shutil.ignore_patterns("deployments", "deployed"))
     if not skip_requirements:
         # Reuse Chalice's cache of built dependencies (keyed by requirements) across runs.
@@ -189,13 +220,26 @@ def _copy_app(src: Path, stage: str, *, skip_requirements: bool) -> None:
     # Only the settings the stage defines: an unused reference would still make every function
     # wait for that resource (CloudFront, a queue) at apply time.
     env = stage_config.get("environment_variables", {})
-    stage_config["environment_variables"] = {name: TERRAFORM_REFERENCES.get(name, value) for name, value in env.items()}
+    stage_config["environment_variables"] = referenced_environment(env)
     # Chalice would emit its own log groups (and its terraform output breaks on them): ours
     # live in infra/monitoring.tf.
     stage_config.pop("log_retention_in_days", None)
     for function in stage_config.get("lambda_functions", {}).values():
         function.pop("log_retention_in_days", None)
     config_path.write_text(json.dumps(config, indent=2))
+    _render_policies(src / ".chalice", stage_config, policy.TERRAFORM_VALUES)
+
+
+def _render_policies(chalice_dir: Path, stage_config: dict[str, Any], values: dict[str, str]) -> None:
+    """Each policy file the stage names, rendered from its template in .chalice/ (the
+    checked-in file) under the name the stage's config uses."""
+    for name in sorted(policy.policy_files(stage_config)):
+        template = (ROOT / ".chalice" / policy.template_name(name)).read_text()
+        try:
+            rendered = policy.checked(policy.render(template, values), values)
+        except policy.PolicyError as exc:
+            raise PackageError(f".chalice/{policy.template_name(name)}: {exc}") from None
+        (chalice_dir / name).write_text(json.dumps(rendered, indent=2) + "\n")
 
 
 def fix_template(template: dict[str, Any], queues: dict[str, str] | None = None) -> dict[str, Any]:
@@ -238,6 +282,11 @@ def fix_template(template: dict[str, Any], queues: dict[str, str] | None = None)
     return template
 
 
+def referenced_environment(env: dict[str, str]) -> dict[str, str]:
+    """The stage's settings with those naming an infra/ resource turned into references."""
+    return {name: TERRAFORM_REFERENCES.get(name, value) for name, value in env.items()}
+
+
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The app's functions as infra/ describes them: handler => {trigger, timeout}."""
     resources = template.get("resource", {})
@@ -261,7 +310,7 @@ def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(sorted(found.items()))
 
 
-def overrides(template: dict[str, Any], stage: str) -> dict[str, Any]:
+def overrides(template: dict[str, Any], stage: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """package_override.tf.json: values infra/ cannot know on its own."""
     app_functions = functions(template)
     # Terraform forbids overriding depends_on: the async settings get their dependency on the
@@ -277,52 +326,15 @@ def overrides(template: dict[str, Any], stage: str) -> dict[str, Any]:
             "aws_lambda_function_event_invoke_config": {"async": {"for_each": f"${{{{{async_refs}}}}}"}},
         },
     }
+    if uses_cognito(_stage_env(stage) if env is None else env):
+        override["variable"]["cognito_user_pool"] = {"default": True}
+    api = api_locals(template)
+    if api:
+        override["locals"] = api
     endpoint = template.get("output", {}).get("EndpointURL", {}).get("value")
     if endpoint:
         override["output"] = {"api_url": {"value": endpoint}}
     return override
-
-
-def write_api_key(template: dict[str, Any], write_auth: str) -> dict[str, Any] | None:
-    """api_key.tf.json: with WRITE_AUTH=api_key Chalice marks the write routes
-    `api_key_required` but creates no key; API Gateway accepts a key only through a usage
-    plan on the stage. One key, one throttled plan, the key in a sensitive output."""
-    deployment = template.get("resource", {}).get("aws_api_gateway_deployment", {}).get("rest_api")
-    if write_auth != "api_key" or deployment is None:
-        return None
-    return {
-        "resource": {
-            "aws_api_gateway_api_key": {
-                "write": {
-                    "name": "${local.prefix}-write",
-                    "description": "x-api-key for the write routes (POST /uploads, DELETE /images/{id})",
-                }
-            },
-            "aws_api_gateway_usage_plan": {
-                "write": {
-                    "name": "${local.prefix}-write",
-                    # The deployment creates the stage (its stage_name attribute is deprecated).
-                    "api_stages": [{"api_id": "${aws_api_gateway_rest_api.rest_api.id}", "stage": deployment["stage_name"]}],
-                    "depends_on": ["aws_api_gateway_deployment.rest_api"],
-                    "throttle_settings": [{"rate_limit": "${var.api_key_rate_limit}", "burst_limit": "${var.api_key_burst_limit}"}],
-                }
-            },
-            "aws_api_gateway_usage_plan_key": {
-                "write": {
-                    "key_id": "${aws_api_gateway_api_key.write.id}",
-                    "key_type": "API_KEY",
-                    "usage_plan_id": "${aws_api_gateway_usage_plan.write.id}",
-                }
-            },
-        },
-        "output": {
-            "write_api_key": {
-                "description": "x-api-key for the write routes: terraform output -raw write_api_key",
-                "value": "${aws_api_gateway_api_key.write.value}",
-                "sensitive": True,
-            }
-        },
-    }
 
 
 def _read_outputs(path: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote_plus
 
-from chalicelib.keys import output_folder
+from chalicelib.keys import source_folder
 from chalicelib.settings import Settings
 from devstack.outbox import write_atomically
 from devstack.relay import LAMBDA_ASYNC_RETRIES, DeadLetter
@@ -28,8 +28,9 @@ NOTE_SUFFIXES = (".rejected.txt", ".failed.txt")
 
 
 def outbox_folder(settings: Settings, outbox: Path, source_key: str) -> Path:
-    """The outbox folder holding a source's renditions (mirrors keys.output_folder)."""
-    return outbox / output_folder(settings, source_key)[len(settings.output_prefix) :].rstrip("/")
+    """The outbox folder holding a source's renditions, one subfolder per rendition version
+    (mirrors keys.source_folder)."""
+    return outbox / source_folder(settings, source_key)[len(settings.output_prefix) :].rstrip("/")
 
 
 def note_path(settings: Settings, outbox: Path, source_key: str, suffix: str) -> Path:
@@ -40,7 +41,7 @@ def note_path(settings: Settings, outbox: Path, source_key: str, suffix: str) ->
 def has_outputs(settings: Settings, outbox: Path, source_key: str) -> bool:
     """True if an earlier run left renditions or a rejection note for this source."""
     folder = outbox_folder(settings, outbox, source_key)
-    if folder.is_dir() and any(p.is_file() for p in folder.iterdir()):
+    if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
         return True
     return note_path(settings, outbox, source_key, ".rejected.txt").is_file()
 
@@ -169,7 +170,8 @@ class LiveLog:
                 image.failures += 1
                 attempts = LAMBDA_ASYNC_RETRIES + 1
                 then = "retrying" if image.failures < attempts else "giving up"
-                self.say(f"        failed     {key}: {body.get('error')} (attempt {image.failures} of {attempts}, {then})")
+                error = body.get("error_type") or body.get("error")  # the details are in the function's log
+                self.say(f"        failed     {key}: {error} (attempt {image.failures} of {attempts}, {then})")
 
     def dead_letter(self, letter: DeadLetter) -> None:
         records = letter.event.get("Records") or [{}]

@@ -9,6 +9,10 @@ not hold up the notifier. Per delivery:
 - SNS via SQS: the SNS message is wrapped in the Lambda envelope `Records[].Sns`.
 - SQS handlers: one invocation per received batch, records in Lambda's SQS shape.
 
+The S3 upload route may run its handler in worker processes (`HandlerProcesses`, one image
+per worker at a time), so images at once do not serialise on this process's GIL; the other
+routes, quick, run in the relay's threads.
+
 A handler that raises is retried twice (Lambda's asynchronous invocation policy, with short
 local delays); then the event is parked in the route's dead-letter queue and reported,
 never dropped. The SQS message is deleted only once its events succeeded or were parked.
@@ -29,6 +33,7 @@ from typing import Any
 from chalice.local import LambdaContext
 
 from devstack.resources import Route
+from devstack.workers import HandlerProcesses, Invocation
 
 log = logging.getLogger("image_pipeline.local.relay")
 
@@ -56,6 +61,7 @@ class Relay:
         on_overtime: Callable[[Route, float], None] = lambda route, seconds: None,
         retry_delays: Sequence[float] = (1.0, 2.0),
         wait_s: int = 1,
+        processes: HandlerProcesses | None = None,
     ) -> None:
         missing = [route.handler for route in routes if route.handler not in handlers]
         if missing:
@@ -68,6 +74,7 @@ class Relay:
         self._on_overtime = on_overtime
         self._retry_delays = tuple(retry_delays)[:LAMBDA_ASYNC_RETRIES]
         self._wait_s = wait_s
+        self._processes = processes
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pools: list[ThreadPoolExecutor] = []
@@ -92,6 +99,8 @@ class Relay:
             thread.join(self._wait_s + 5)
         for pool in self._pools:
             pool.shutdown(wait=True, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.shutdown()
 
     # --- polling -------------------------------------------------------------------------
 
@@ -142,26 +151,34 @@ class Relay:
         return True
 
     def _invoke(self, route: Route, event: dict[str, Any]) -> bool:
-        handler = self._handlers[route.handler]
         attempts = len(self._retry_delays) + 1
         error = ""
         for attempt in range(1, attempts + 1):
-            context = LambdaContext(route.function_name, route.memory_mb, max_runtime_ms=route.timeout_s * 1000)
             started = time.monotonic()
-            try:
-                handler(event, context)
+            failed = self._call(route, event)
+            # Not enforced here (the work would be lost), but Lambda would have cut it off.
+            if (seconds := time.monotonic() - started) > route.timeout_s:
+                self._on_overtime(route, seconds)
+            if failed is None:
                 return True
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("%s failed (attempt %d of %d): %s", route.function_name, attempt, attempts, error, exc_info=True)
-            finally:
-                # Not enforced here (the work would be lost), but Lambda would have cut it off.
-                if (seconds := time.monotonic() - started) > route.timeout_s:
-                    self._on_overtime(route, seconds)
+            error = failed
+            log.warning("%s failed (attempt %d of %d): %s", route.function_name, attempt, attempts, error)
             if attempt < attempts and self._stop.wait(self._retry_delays[attempt - 1]):
                 return False
         self._park(route, event, error, attempts)
         return True
+
+    def _call(self, route: Route, event: dict[str, Any]) -> str | None:
+        """One invocation: None if the handler returned, else its error ("Type: message")."""
+        if self._processes is not None and route.kind == "s3":
+            return self._processes.invoke(Invocation(route.handler, route.function_name, route.memory_mb, route.timeout_s, event))
+        context = LambdaContext(route.function_name, route.memory_mb, max_runtime_ms=route.timeout_s * 1000)
+        try:
+            self._handlers[route.handler](event, context)
+        except Exception as exc:
+            log.warning("%s raised", route.function_name, exc_info=True)
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     def _park(self, route: Route, event: dict[str, Any], error: str, attempts: int) -> None:
         attributes = {

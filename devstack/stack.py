@@ -33,6 +33,7 @@ from devstack.outbox import OutboxMirror, QueueTap, stop_all
 from devstack.processes import Child, StartupError, ensure_free, free_port
 from devstack.relay import Relay
 from devstack.watcher import InboxWatcher, files_in, upload_key
+from devstack.workers import HandlerProcesses
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = PROJECT_DIR / "samples"
@@ -152,6 +153,7 @@ class LocalStack:
         self._children: list[Child] = []
         self._functions_log: TextIO | None = None
         self._s3: Any = None
+        self._workers: HandlerProcesses | None = None
 
     def start(self) -> None:
         local, logs = self.local, self.logs
@@ -185,6 +187,9 @@ class LocalStack:
         for tap in taps:
             tap.start()
         self._stoppers.insert(0, lambda: stop_all(taps))  # after the relay: the last renditions still arrive
+        if local.workers == "processes":
+            self._workers = HandlerProcesses(local.concurrency, logs / "functions.log", verbose=local.verbose)
+            self._workers.warm()
         relay = Relay(
             sqs,
             app.handler_map,
@@ -192,10 +197,13 @@ class LocalStack:
             concurrency=local.concurrency,
             on_dead_letter=self.live.dead_letter,
             on_overtime=self.live.overtime,
+            processes=self._workers,
         )
         relay.start()
         self._stoppers.insert(0, relay.stop)
         self.say(f"  functions     {', '.join(r.handler for r in wiring.routes)}  (log {_show(logs / 'functions.log')})")
+        where = f"{local.concurrency} worker processes" if self._workers is not None else f"{local.concurrency} threads of this process"
+        self.say(f"  concurrency   {local.concurrency} images at once ({where}; LOCAL_CONCURRENCY, LOCAL_WORKERS)")
 
         api.wait_http(self.api_url + "/", timeout=60)
         self.say(f"  api           {self.api_url}  (chalice local, log {_show(logs / 'api.log')})")
@@ -230,6 +238,8 @@ class LocalStack:
         """Stop at once: every child killed, nothing waited for."""
         for child in self._children:
             child.kill()
+        if self._workers is not None:
+            self._workers.kill()
         sys.stdout = self.console
 
     def broken_child(self) -> Child | None:

@@ -151,3 +151,8 @@ moved {
   from = aws_cloudwatch_metric_alarm.publish_failures
   to   = aws_cloudwatch_metric_alarm.single_metric["publish-failures"]
 }
+
+moved {
+  from = aws_s3_bucket_cors_configuration.uploads
+  to   = aws_s3_bucket_cors_configuration.uploads[0]
+}

@@ -58,5 +58,27 @@ output "chalice_environment" {
     ALERTS_TOPIC_ARN = aws_sns_topic.alerts.arn
     REPROCESS_QUEUE  = aws_sqs_queue.reprocess.name
     CDN_DOMAIN       = aws_cloudfront_distribution.processed.domain_name
+    # CloudFront invalidation on DELETE, and the IAM policies' one distribution.
+    CDN_DISTRIBUTION_ID = aws_cloudfront_distribution.processed.id
+    # WRITE_AUTH=cognito / READ_AUTH=cognito ("" without the pool).
+    COGNITO_USER_POOL_ARN = try(aws_cognito_user_pool.users[0].arn, "")
+    # Not settings: `make chalice-config` pins the rendered IAM policies to them.
+    AWS_REGION     = var.region
+    AWS_ACCOUNT_ID = data.aws_caller_identity.current.account_id
   }
+}
+
+output "cloudfront_distribution_id" {
+  description = "CDN distribution renditions are invalidated on (CDN_DISTRIBUTION_ID)."
+  value       = aws_cloudfront_distribution.processed.id
+}
+
+output "cognito_user_pool_arn" {
+  description = "Cognito user pool for WRITE_AUTH/READ_AUTH=cognito (COGNITO_USER_POOL_ARN); empty unless cognito_user_pool is true."
+  value       = try(aws_cognito_user_pool.users[0].arn, "")
+}
+
+output "cognito_app_client_id" {
+  description = "App client the gallery or a CLI signs in with (SRP); empty unless cognito_user_pool is true."
+  value       = try(aws_cognito_user_pool_client.app[0].id, "")
 }

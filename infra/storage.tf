@@ -133,12 +133,23 @@ data "aws_iam_policy_document" "tls_only" {
 }
 
 # The gallery posts each file straight to S3 with a presigned form from POST /uploads: the
-# browser needs S3 to answer its CORS preflight. POST only; nothing is readable cross-origin.
+# browser needs S3 to answer its CORS preflight. POST only, from the gallery's origin only
+# (never "*"); nothing is readable cross-origin.
+locals {
+  # The packaged directory (make package) overrides both: the API serves the gallery.
+  api_origin         = ""
+  api_serves_gallery = false
+  upload_cors_origins = (
+    length(var.upload_cors_origins) > 0 ? var.upload_cors_origins : local.api_serves_gallery ? [local.api_origin] : []
+  )
+}
+
 resource "aws_s3_bucket_cors_configuration" "uploads" {
+  count  = length(var.upload_cors_origins) > 0 || local.api_serves_gallery ? 1 : 0
   bucket = aws_s3_bucket.uploads.id
   cors_rule {
     allowed_methods = ["POST"]
-    allowed_origins = var.upload_cors_origins
+    allowed_origins = local.upload_cors_origins
     allowed_headers = ["*"]
     max_age_seconds = 3000
   }
@@ -187,6 +198,13 @@ resource "aws_dynamodb_table" "catalog" {
   attribute {
     name = "updated_at"
     type = "S"
+  }
+
+  # Upload-form nonces (items `form#<nonce>`, chalicelib/forms.py) carry `expires_at`;
+  # image records never do, so the TTL only ever removes used-up nonces.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
   }
 
   # Every image newest first (listing is always "images"): the read API never scans.

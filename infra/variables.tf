@@ -111,9 +111,14 @@ variable "api_key_burst_limit" {
 }
 
 variable "upload_cors_origins" {
-  description = "Origins whose pages may POST presigned upload forms to the upload bucket (the gallery's: the API's https://<id>.execute-api.<region>.amazonaws.com, or a custom domain). The form's signed policy is what authorizes an upload; CORS only lets the page read S3's answer. \"*\" when the API's URL is not known yet."
+  description = "Origins whose pages may POST presigned upload forms to the upload bucket. Empty (the default): the API's own origin (https://<id>.execute-api.<region>.amazonaws.com, which serves the gallery) on path 1; on the chalice-deploy path, where infra/ does not know the API, no CORS rule until you set it (to your `chalice url` origin or a custom domain). Never \"*\": the form's signed policy authorizes an upload, CORS decides which pages may read S3's answer."
   type        = list(string)
-  default     = ["*"]
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.upload_cors_origins : can(regex("^https://[a-z0-9.-]+(:[0-9]+)?$", o))])
+    error_message = "upload_cors_origins: https://host[:port] origins only (no \"*\", no path)."
+  }
 }
 
 variable "functions" {
@@ -141,4 +146,40 @@ variable "tags" {
   description = "Extra tags on every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "cognito_user_pool" {
+  description = "Create the Cognito user pool (with the admins group and an app client) that WRITE_AUTH=cognito / READ_AUTH=cognito authorise against. `make package` sets it when the stage uses cognito; on the chalice-deploy path set it yourself."
+  type        = bool
+  default     = false
+}
+
+variable "cognito_admin_group" {
+  description = "Name of the Cognito group whose members may delete any image."
+  type        = string
+  default     = "admins"
+}
+
+variable "api_read_rate_limit" {
+  description = "Requests per second (steady, whole stage) API Gateway lets through to each read route (GET /, /images, /images/{id}, /health); beyond it callers get 429 and the API function is not invoked (infra/api.tf)."
+  type        = number
+  default     = 10
+}
+
+variable "api_read_burst_limit" {
+  description = "Burst of requests API Gateway lets through at once to each read route. Keep (read routes x burst) well under the API function's reserved concurrency (50 in prod): the rest is left to the writes."
+  type        = number
+  default     = 10
+}
+
+variable "rest_api_id" {
+  description = "Chalice-deploy path only: id of the app's REST API (https://<id>.execute-api...: `chalice url --stage <stage>`), to throttle its read routes. The packaged directory sets it itself."
+  type        = string
+  default     = ""
+}
+
+variable "api_stage_name" {
+  description = "Chalice-deploy path only: the API Gateway stage of the REST API (api_gateway_stage in .chalice/config.json)."
+  type        = string
+  default     = "api"
 }

@@ -18,6 +18,9 @@ CORPUS = Path(os.environ.get("IMAGE_PIPELINE_CORPUS", ROOT.parent / "shared" / "
 
 DEV_ENV: dict[str, str] = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"]["environment_variables"]
 os.environ.update(DEV_ENV)
+# The tests run the dev stage without the local stack's endpoint (moto in-process): open
+# writes there are meant (Settings.refuse_anonymous_writes).
+os.environ["ALLOW_ANONYMOUS_WRITES"] = "true"
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
     AWS_SECRET_ACCESS_KEY="testing",

@@ -33,8 +33,7 @@ DOC_STAGE = "prod"
 def load_app(stage: str = DOC_STAGE, **overrides: str) -> ModuleType:
     """A fresh import of app.py with a stage's environment (Chalice reads its decorators'
     arguments at import time), under its own module name so the test's `app` is untouched."""
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    env = {**config["stages"][stage]["environment_variables"], **overrides}
+    env = {**stage_environment(stage), **overrides}
     env.pop("AWS_ENDPOINT_URL", None)
     name = f"_app_{stage}_{abs(hash(tuple(sorted(env.items()))))}"
     spec = importlib.util.spec_from_file_location(name, ROOT / "app.py")
@@ -43,6 +42,12 @@ def load_app(stage: str = DOC_STAGE, **overrides: str) -> ModuleType:
     with patch.dict(os.environ, {**env, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}):
         spec.loader.exec_module(module)
     return module
+
+
+def stage_environment(stage: str) -> dict[str, str]:
+    """A stage's `environment_variables` in .chalice/config.json."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return {k: str(v) for k, v in config["stages"][stage]["environment_variables"].items()}
 
 
 # --- schemas -----------------------------------------------------------------------------
@@ -80,7 +85,6 @@ _RENDITION = {
 _RECORD_PROPERTIES = {
     "image_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
     "status": {"type": "string", "enum": list(api.LISTABLE_STATUSES)},
-    "source_bucket": {"type": "string"},
     "source_key": {"type": "string"},
     "bytes": {"type": "integer"},
     "format": {"type": "string"},
@@ -195,10 +199,21 @@ _DELETED = {
         "image_id": {"type": "string"},
         "deleted": {
             "type": "object",
-            "required": ["record", "renditions", "source"],
-            "properties": {"record": {"type": "boolean"}, "renditions": {"type": "integer"}, "source": {"type": "boolean"}},
+            "required": ["record", "renditions", "source", "cdn_invalidated"],
+            "properties": {
+                "record": {"type": "boolean"},
+                "renditions": {"type": "integer"},
+                "source": {"type": "boolean"},
+                "cdn_invalidated": {"type": "boolean"},
+            },
         },
     },
+}
+_STATUS = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]}},
+    "additionalProperties": False,
 }
 _HEALTH = {
     "type": "object",
@@ -227,6 +242,7 @@ DEFINITIONS = {
     "UploadRequest": _UPLOAD_REQUEST,
     "Upload": _UPLOAD,
     "Deleted": _DELETED,
+    "Status": _STATUS,
     "Health": _HEALTH,
 }
 
@@ -237,6 +253,7 @@ def _ref(name: str) -> dict[str, str]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "invalid parameter or body (error.field names it)", 404: "no such image", 405: "method not allowed"}
+    text |= {401: "not signed in (WRITE_AUTH=cognito)", 403: "not the uploader nor an admin (WRITE_AUTH=cognito)"}
     text |= {409: "the image changed meanwhile", 413: "too large", 415: "the request body is not JSON", 500: "internal error"}
     return {str(s): {"description": text[s], "schema": _ref("Error")} for s in statuses}
 
@@ -283,8 +300,12 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"200": {"description": "its near-duplicates", "schema": _ref("Similar")}, **_errors(400, 404, 500)},
     },
     ("/images/{image_id}", "delete"): {
-        "parameters": [_ID, {"name": "source", "in": "query", "type": "boolean", "description": "also delete the uploaded source"}],
-        "responses": {"200": {"description": "deleted", "schema": _ref("Deleted")}, **_errors(400, 404, 409, 500)},
+        "parameters": [
+            _ID,
+            {"name": "keep_source", "in": "query", "type": "boolean", "description": "keep the uploaded source (deleted by default)"},
+            {"name": "source", "in": "query", "type": "boolean", "description": "deprecated, accepted and ignored"},
+        ],
+        "responses": {"200": {"description": "deleted", "schema": _ref("Deleted")}, **_errors(400, 401, 403, 404, 409, 500)},
     },
     ("/uploads", "post"): {
         "parameters": [{"name": "body", "in": "body", "required": True, "schema": _ref("UploadRequest")}],
@@ -292,8 +313,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("/health", "get"): {
         "responses": {
-            "200": {"description": "all reachable", "schema": _ref("Health")},
-            "503": {"description": "something is unreachable", "schema": _ref("Health")},
+            "200": {"description": "all reachable", "schema": _ref("Status")},
+            "503": {"description": "something is unreachable", "schema": _ref("Status")},
+        },
+    },
+    ("/health/details", "get"): {
+        "responses": {
+            "200": {"description": "all reachable: the settings, the profile and each check", "schema": _ref("Health")},
+            "503": {"description": "something is unreachable (the failing checks say what)", "schema": _ref("Health")},
         },
     },
 }

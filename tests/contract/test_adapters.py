@@ -292,6 +292,17 @@ def test_catalog_delete_version_deletes_only_the_version_it_names(catalog: Catal
     assert catalog.delete_version("never-there", "2026-01-01T00:00:01.000+00:00") is False
 
 
+def test_catalog_replace_version_replaces_only_the_version_it_names(catalog: Catalog) -> None:
+    catalog.put(record("img1", "2026-01-01T00:00:01.000+00:00"))
+    tombstone = replace(record("img1", "2026-01-01T00:00:02.000+00:00"), status="deleted")
+    assert catalog.replace_version(tombstone, "2026-01-01T00:00:00.000+00:00") is False
+    assert catalog.get("img1") != tombstone
+    assert catalog.replace_version(tombstone, "2026-01-01T00:00:01.000+00:00") is True
+    assert catalog.get("img1") == tombstone
+    assert catalog.replace_version(tombstone, "2026-01-01T00:00:01.000+00:00") is False  # it changed
+    assert catalog.replace_version(replace(tombstone, image_id="never-there"), "2026-01-01T00:00:01.000+00:00") is False
+
+
 def fill(catalog: Catalog, statuses: list[str]) -> list[str]:
     """One record per status, the first oldest; the image ids newest first."""
     for n, status in enumerate(statuses):
@@ -414,3 +425,13 @@ def test_catalog_band_items_are_not_images(catalog: Catalog) -> None:
     assert catalog.list_images(status="processed", limit=10).items == [catalog.get("img1")]
     assert [r.image_id for r in catalog.get_many(["img1", "phash#d14.0.a", "missing", "img1"])] == ["img1"]
     assert catalog.get_many([]) == []
+
+
+def test_catalog_form_nonces_are_claimed_once_and_stay_out_of_listings(catalog: Catalog) -> None:
+    catalog.issue_nonce("n1", 2_000_000_000)
+    assert catalog.claim_nonce("n1", "v:1") is True
+    assert catalog.claim_nonce("n1", "v:1") is True  # the same version again (a retry)
+    assert catalog.claim_nonce("n1", "v:2") is False  # another version: a replayed form
+    assert catalog.claim_nonce("never-issued", "v:1") is None
+    assert catalog.list_images(status=None, limit=10).items == []
+    assert catalog.get("n1") is None

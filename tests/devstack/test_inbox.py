@@ -65,7 +65,9 @@ def test_first_run_seeds_the_samples_and_never_touches_an_existing_inbox(tmp_pat
 def test_restart_knows_which_inbox_files_already_have_outputs(tmp_path: Path) -> None:
     (tmp_path / "shop" / "shoe.jpg").mkdir(parents=True)
     assert not has_outputs(SETTINGS, tmp_path, "uploads/shop/shoe.jpg")  # an empty folder is no output
-    (tmp_path / "shop" / "shoe.jpg" / "w320.jpg").write_bytes(b"x")
+    (tmp_path / "shop" / "shoe.jpg" / "0123456789abcdef").mkdir()
+    assert not has_outputs(SETTINGS, tmp_path, "uploads/shop/shoe.jpg")  # nor an empty version folder
+    (tmp_path / "shop" / "shoe.jpg" / "0123456789abcdef" / "w320.jpg").write_bytes(b"x")  # <source>/<version>/<file>
     assert has_outputs(SETTINGS, tmp_path, "uploads/shop/shoe.jpg")
     assert note_path(SETTINGS, tmp_path, "uploads/bad.jpg", ".rejected.txt") == tmp_path / "bad.jpg.rejected.txt"
     assert not has_outputs(SETTINGS, tmp_path, "uploads/bad.jpg")

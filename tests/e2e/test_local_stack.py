@@ -170,14 +170,15 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
             for rendition in renditions:
                 fields = rendition["M"]
                 local = outbox / fields["key"]["S"].removeprefix("renditions/")
-                assert local.parent == outbox / key.removeprefix("uploads/"), "outbox mirrors the inbox layout"
+                # <path in the inbox>/<version>/<file>
+                assert local.parent.parent == outbox / key.removeprefix("uploads/"), "outbox mirrors the inbox layout"
                 assert local.stat().st_size == int(fields["bytes"]["N"])
                 with Image.open(local) as image:
                     assert image.size == (int(fields["width"]["N"]), int(fields["height"]["N"]))
             line = next(line for line in stack.lines if f" {key} " in line)
             assert f"{len(renditions)} renditions" in line and re.search(r"\d+\.\d\d s$", line), line
         # The phone-style portrait (stored sideways, EXIF orientation 6) comes out upright.
-        with Image.open(outbox / "trip" / "beach day.jpg" / "w320.jpg") as upright:
+        with Image.open(_rendition(outbox, "trip/beach day.jpg", "w320.jpg")) as upright:
             assert upright.width == 320 and upright.height > upright.width
 
         # The bad file: rejected with its reason, in the catalog, the outbox and the log.
@@ -222,7 +223,7 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
             [*cli, "upload", str(FIXTURES / "orient_landscape_3.jpg")], cwd=ROOT, env=stack.env, capture_output=True, text=True, check=False
         )
         assert uploaded.returncode == 0 and "uploads/orient_landscape_3.jpg" in uploaded.stdout, uploaded.stderr
-        _wait_until((outbox / "orient_landscape_3.jpg" / "thumbnail.jpg").is_file, 20, "the CLI upload's renditions", stack)
+        _wait_until(lambda: _has_rendition(outbox, "orient_landscape_3.jpg", "thumbnail.jpg"), 20, "the CLI upload's renditions", stack)
         status = subprocess.run([*cli, "status"], cwd=ROOT, env=stack.env, capture_output=True, text=True, check=False)
         assert status.returncode == 0, status.stderr
         assert re.search(r"processed\s+4\b", status.stdout) and re.search(r"rejected\s+1\b", status.stdout), status.stdout
@@ -242,7 +243,7 @@ def test_inbox_to_outbox_catalog_alerts_and_clean_stop(tmp_path: Path) -> None:
     try:
         stack.wait_for_line("ready:", timeout=60)
         assert any("(1 file(s) without outputs yet)" in line for line in stack.lines), stack.lines
-        _wait_until((outbox / "after restart.jpg" / "thumbnail.jpg").is_file, 30, "the new file's renditions", stack)
+        _wait_until(lambda: _has_rendition(outbox, "after restart.jpg", "thumbnail.jpg"), 30, "the new file's renditions", stack)
         stack.wait_for_line("batch done: 1 image ", timeout=10)
         processed = [line for line in stack.lines if re.match(r"^\[\s*\d+/\d+\]\s+processed\s", line)]
         assert len(processed) == 1 and "uploads/after restart.jpg" in processed[0], stack.lines
@@ -264,3 +265,13 @@ def _kill(stack: Stack) -> None:
     if stack.process.poll() is None:
         stack.process.kill()
         stack.process.wait(10)
+
+
+def _has_rendition(outbox: Path, source: str, name: str) -> bool:
+    """Whether `./outbox/<source>/<version>/<name>` exists (any version)."""
+    return any((outbox / source).glob(f"*/{name}"))
+
+
+def _rendition(outbox: Path, source: str, name: str) -> Path:
+    [found] = (outbox / source).glob(f"*/{name}")  # one version: superseded ones are removed
+    return found

@@ -259,7 +259,7 @@ def test_presigned_urls_are_sigv4_and_short_lived(aws: dict[str, Any], client: A
     assert ticket["upload"]["fields"]["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
     _, image = call(client, "GET", f"/images/{ticket['image_id']}")
     url = image["renditions"][0]["url"]
-    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url and "X-Amz-Expires=900" in url
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url and "X-Amz-Expires=120" in url
 
 
 def test_upload_form_conditions_match_the_processor_limits(aws: dict[str, Any], client: Any) -> None:
@@ -271,7 +271,7 @@ def test_upload_form_conditions_match_the_processor_limits(aws: dict[str, Any], 
     assert {"Content-Type": "image/webp"} in policy["conditions"]
     assert {"key": ticket["key"]} in policy["conditions"] and {"bucket": aws["env"]["UPLOAD_BUCKET"]} in policy["conditions"]
     assert fields["Content-Type"] == "image/webp"
-    assert ticket["max_bytes"] == 52428800 and ticket["expires_in"] == 900
+    assert ticket["max_bytes"] == 52428800 and ticket["expires_in"] == 120
 
 
 def test_same_filename_twice_gets_two_keys(aws: dict[str, Any], client: Any) -> None:
@@ -344,32 +344,35 @@ def _objects(aws: dict[str, Any], bucket: str) -> list[str]:
     return sorted(o["Key"] for o in aws["s3"].list_objects_v2(Bucket=aws["env"][bucket]).get("Contents", []))
 
 
-def test_delete_removes_renditions_and_record_and_keeps_the_source(aws: dict[str, Any], client: Any) -> None:
+def test_delete_removes_renditions_and_source_and_leaves_a_tombstone(aws: dict[str, Any], client: Any) -> None:
     keep = upload_and_process(aws, client, "keep.jpg", fixture_bytes("orient_landscape_1.jpg"))
     gone = upload_and_process(aws, client, "gone.jpg", fixture_bytes("orient_landscape_2.jpg"))
     status, body = call(client, "DELETE", f"/images/{gone['image_id']}")
     assert status == 200, body
-    assert body["deleted"] == {"record": True, "renditions": 4, "source": False}
-    assert call(client, "GET", f"/images/{gone['image_id']}")[0] == 404
+    assert body["deleted"] == {"record": True, "renditions": 4, "source": True, "cdn_invalidated": False}
+    assert call(client, "GET", f"/images/{gone['image_id']}")[0] == 404  # a tombstone, listed only with ?status=deleted
+    assert gone["image_id"] not in [i["image_id"] for i in call(client, "GET", "/images")[1]["items"]]
     assert all("gone.jpg" not in k for k in _objects(aws, "PROCESSED_BUCKET"))
     assert any("keep.jpg" in k for k in _objects(aws, "PROCESSED_BUCKET"))
-    assert gone["key"] in _objects(aws, "UPLOAD_BUCKET")
+    assert _objects(aws, "UPLOAD_BUCKET") == [keep["key"]]
     assert call(client, "GET", f"/images/{keep['image_id']}")[0] == 200
 
 
-def test_delete_with_source(aws: dict[str, Any], client: Any) -> None:
-    ticket = upload_and_process(aws, client, "gone.jpg", fixture_bytes("orient_landscape_2.jpg"))
-    status, body = call(client, "DELETE", f"/images/{ticket['image_id']}?source=true")
-    assert status == 200 and body["deleted"]["source"] is True
-    assert _objects(aws, "UPLOAD_BUCKET") == [] and _objects(aws, "PROCESSED_BUCKET") == []
+def test_delete_keep_source_keeps_the_upload_and_the_old_source_flag_is_a_no_op(aws: dict[str, Any], client: Any) -> None:
+    ticket = upload_and_process(aws, client, "kept.jpg", fixture_bytes("orient_landscape_2.jpg"))
+    status, body = call(client, "DELETE", f"/images/{ticket['image_id']}?keep_source=true&source=true")
+    assert status == 200 and body["deleted"]["source"] is False
+    assert _objects(aws, "UPLOAD_BUCKET") == [ticket["key"]] and _objects(aws, "PROCESSED_BUCKET") == []
     assert call(client, "DELETE", f"/images/{ticket['image_id']}?source=maybe")[1]["error"]["field"] == "source"
+    assert call(client, "DELETE", f"/images/{ticket['image_id']}?keep_source=maybe")[1]["error"]["field"] == "keep_source"
 
 
 # --- GET /health, errors, gallery --------------------------------------------------------
 
 
 def test_health_reports_settings_and_reachability(aws: dict[str, Any], client: Any) -> None:
-    status, body = call(client, "GET", "/health")
+    assert call(client, "GET", "/health") == (200, {"status": "ok"})  # terse for anyone
+    status, body = call(client, "GET", "/health/details")  # the write auth's (open in dev)
     assert status == 200 and body["status"] == "ok"
     assert all(check["ok"] for check in body["checks"].values()) and len(body["checks"]) == 4
     assert body["settings"]["upload_bucket"] == aws["env"]["UPLOAD_BUCKET"]
@@ -377,7 +380,8 @@ def test_health_reports_settings_and_reachability(aws: dict[str, Any], client: A
     assert "testing" not in json.dumps(body)  # no credentials anywhere
 
     aws["s3"].delete_bucket(Bucket=aws["env"]["PROCESSED_BUCKET"])
-    status, body = call(client, "GET", "/health")
+    assert call(client, "GET", "/health") == (503, {"status": "degraded"})
+    status, body = call(client, "GET", "/health/details")
     assert status == 503 and body["status"] == "degraded"
     assert body["checks"]["processed_bucket"]["ok"] is False and "404" in body["checks"]["processed_bucket"]["error"]
     assert body["checks"]["upload_bucket"]["ok"] is True
@@ -423,8 +427,7 @@ def test_sources_deleted_by_their_owner_leave_the_listing(aws: dict[str, Any], c
     assert [i["image_id"] for i in listing["items"]] == [kept["image_id"]] and listing["next"] is None
     _, tombstones = call(client, "GET", "/images?status=deleted")
     assert [(i["image_id"], i["status"], i["thumbnail_url"]) for i in tombstones["items"]] == [(gone["image_id"], "deleted", None)]
-    status, image = call(client, "GET", f"/images/{gone['image_id']}")
-    assert status == 200 and image["status"] == "deleted" and image["renditions"] == []
+    assert call(client, "GET", f"/images/{gone['image_id']}")[0] == 404  # deleted: gone for GET
 
 
 def _smaller_copy(data: bytes) -> bytes:

@@ -1,6 +1,7 @@
 """Least privilege: every AWS call the code makes under the prod stage's names is allowed
 by its function's policy (.chalice/policy-prod.json for the event handlers,
-.chalice/policy-prod-api.json for the REST API handler), and no policy grants anything broad."""
+.chalice/policy-prod-api.json for the REST API handler, both rendered by deploy/policy.py
+for one account and region), and no policy grants anything broad or another account's."""
 
 from __future__ import annotations
 
@@ -11,15 +12,24 @@ from urllib.parse import quote_plus
 
 import pytest
 
+from deploy import policy as policies
 from tests.conftest import ROOT, create_catalog_table, fixture_bytes
 from tests.support.iam import allows
 
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 POLICY_FILES = {"handlers": "policy-prod.json", "api": "policy-prod-api.json"}
-POLICIES = {role: json.loads((ROOT / ".chalice" / name).read_text()) for role, name in POLICY_FILES.items()}
-POLICY = POLICIES["handlers"]
+TEMPLATES = {role: (ROOT / ".chalice" / name).read_text() for role, name in POLICY_FILES.items()}
 PROD = CONFIG["stages"]["prod"]["environment_variables"]
-REGION, ACCOUNT = "us-east-1", "123456789012"
+REGION, ACCOUNT, DISTRIBUTION = "us-east-1", "123456789012", "E2EXAMPLE0DIST"
+VALUES = {
+    "region": REGION,
+    "account": ACCOUNT,
+    "upload_bucket": PROD["UPLOAD_BUCKET"],
+    "processed_bucket": PROD["PROCESSED_BUCKET"],
+    "cdn_distribution": DISTRIBUTION,
+}
+POLICIES = {role: policies.render(text, VALUES) for role, text in TEMPLATES.items()}
+POLICY = POLICIES["handlers"]
 
 # boto3 operation -> (IAM action, resource ARN template). An operation missing here fails
 # the test: add it (and to the policy) consciously.
@@ -32,7 +42,7 @@ ACTIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("dynamodb", "GetItem"): ("dynamodb:GetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
     ("dynamodb", "PutItem"): ("dynamodb:PutItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
     ("dynamodb", "DeleteItem"): ("dynamodb:DeleteItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
-    # the near-duplicate index: band items in the catalog table (ADD/DELETE on a set, one batch read)
+    # the near-duplicate index (ADD/DELETE on band sets, one batch read) and the form nonces
     ("dynamodb", "UpdateItem"): ("dynamodb:UpdateItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
     ("dynamodb", "BatchGetItem"): ("dynamodb:BatchGetItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
     ("sns", "Publish"): ("sns:Publish", "{TopicArn}"),
@@ -43,6 +53,11 @@ ACTIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("dynamodb", "Query"): ("dynamodb:Query", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}/index/{{IndexName}}"),
     ("dynamodb", "DescribeTable"): ("dynamodb:DescribeTable", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{TableName}}"),
     ("sns", "GetTopicAttributes"): ("sns:GetTopicAttributes", "{TopicArn}"),
+    # DELETE (and a source removed from S3) invalidates the image's paths on the CDN
+    ("cloudfront", "CreateInvalidation"): (
+        "cloudfront:CreateInvalidation",
+        f"arn:aws:cloudfront::{ACCOUNT}:distribution/{{DistributionId}}",
+    ),
 }
 
 
@@ -57,6 +72,64 @@ def test_policy_has_no_wildcard_actions_or_resources(role: str) -> None:
         assert all("*" not in a for a in actions), statement
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         assert all(r not in ("*", "arn:aws:s3:::*") for r in resources), statement
+
+
+@pytest.mark.parametrize("role", sorted(POLICIES))
+def test_no_resource_could_be_another_accounts(role: str) -> None:
+    """S3 names are global: `image-pipeline-prod-processed*` also matched a bucket anyone may
+    create in another account, and `arn:aws:dynamodb:*:*:` a table of that name anywhere. The
+    templates name exact buckets, region and account (placeholders), S3 statements carry an
+    account condition, and rendering refuses anything else."""
+    assert policies.problems(POLICIES[role], REGION, ACCOUNT) == []
+    for statement in POLICIES[role]["Statement"]:
+        if any(r.startswith("arn:aws:s3:::") for r in policies.listed(statement["Resource"])):
+            assert statement["Condition"] == {"StringEquals": {"s3:ResourceAccount": ACCOUNT}}, statement["Sid"]
+    # a bucket of the same name prefix in someone else's account is no longer ours
+    suffixed = f"arn:aws:s3:::{PROD['PROCESSED_BUCKET']}-attacker/{PROD['OUTPUT_PREFIX']}x.jpg"
+    assert not allowed("s3:PutObject", suffixed) and not allowed("s3:GetObject", suffixed, POLICIES["api"])
+
+
+def test_the_pinning_check_catches_wildcards() -> None:
+    """The check itself: the statements the prod policies held before, each caught."""
+
+    def statement(resource: str, **extra: Any) -> dict[str, Any]:
+        return {"Statement": [{"Sid": "S", "Effect": "Allow", "Action": ["x:Y"], "Resource": resource, **extra}]}
+
+    condition = {"Condition": {"StringEquals": {"s3:ResourceAccount": ACCOUNT}}}
+    caught = [
+        statement("arn:aws:s3:::image-pipeline-prod-processed*/renditions/*"),
+        statement("arn:aws:s3:::image-pipeline-prod-uploads*"),
+        statement("arn:aws:s3:::image-pipeline-prod-uploads*", Condition={"StringEquals": {"s3:ResourceAccount": "999999999999"}}),
+        statement("arn:aws:dynamodb:*:*:table/image-pipeline-prod-catalog*"),
+        statement(f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/image-pipeline-prod-catalog"),
+        statement("arn:aws:sqs:*:*:image-pipeline-prod-reprocess"),
+        statement("arn:aws:logs:*:*:log-group:/aws/lambda/image-pipeline-prod-*"),
+        statement(f"arn:aws:logs:{REGION}:*:log-group:/aws/lambda/image-pipeline-prod-*"),
+        statement("arn:aws:sns:*:*:image-pipeline-prod-events*"),
+        statement("arn:aws:cloudfront::*:distribution/*"),
+        statement("*"),
+    ]
+    for doc in caught:
+        assert policies.problems(doc, REGION, ACCOUNT), doc
+    fine = [
+        statement("arn:aws:s3:::image-pipeline-prod-uploads*", **condition),
+        statement(f"arn:aws:s3:::{PROD['UPLOAD_BUCKET']}/uploads/*"),
+        statement(f"arn:aws:sqs:{REGION}:{ACCOUNT}:image-pipeline-prod-reprocess"),
+        statement(f"arn:aws:cloudfront::{ACCOUNT}:distribution/{DISTRIBUTION}"),
+    ]
+    assert [policies.problems(doc, REGION, ACCOUNT) for doc in fine] == [[]] * len(fine)
+    with pytest.raises(policies.PolicyError, match="not pinned"):
+        policies.checked(caught[3], VALUES)
+    with pytest.raises(policies.PolicyError, match=r"\{bucket\} has no value"):
+        policies.render('{"Resource": "arn:aws:s3:::{bucket}"}', VALUES)
+
+
+def test_deleted_images_may_be_invalidated_on_our_distribution_only() -> None:
+    distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/{DISTRIBUTION}"
+    for policy in POLICIES.values():
+        assert allowed("cloudfront:CreateInvalidation", distribution, policy)
+        assert not allowed("cloudfront:CreateInvalidation", f"arn:aws:cloudfront::{ACCOUNT}:distribution/EOTHER", policy)
+        assert not allowed("cloudfront:UpdateDistribution", distribution, policy)
 
 
 def test_prod_names_fall_under_the_policy() -> None:
@@ -116,7 +189,12 @@ def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str,
         if role[0]:
             calls.append((role[0], model.service_model.endpoint_prefix, model.name, dict(params)))
 
-    env = {**PROD, "ALERTS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:image-pipeline-prod-alerts", "AWS_REGION": REGION}
+    env = {
+        **PROD,
+        "ALERTS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:image-pipeline-prod-alerts",
+        "AWS_REGION": REGION,
+        "CDN_DISTRIBUTION_ID": DISTRIBUTION,
+    }
     settings = Settings.from_env(env)
     with mock_aws():
         aws_clients.reset()
@@ -210,6 +288,7 @@ def prod_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str,
                 f"/images/{ticket['image_id']}",
                 f"/images/{ticket['image_id']}/similar",
                 "/health",
+                "/health/details",
             ):
                 assert client.http.get(path).status_code == 200, path
             assert client.http.delete(f"/images/{ticket['image_id']}?source=true").status_code == 200
@@ -226,13 +305,14 @@ def test_every_call_the_code_makes_is_allowed(prod_calls: list[tuple[str, str, s
         ("handlers", "s3", "DeleteObjects"),
         ("handlers", "sns", "Publish"),
         ("handlers", "dynamodb", "PutItem"),
-        ("handlers", "dynamodb", "UpdateItem"),
+        ("handlers", "dynamodb", "UpdateItem"),  # band sets and claiming the upload form's nonce
         ("handlers", "dynamodb", "BatchGetItem"),
         ("api", "dynamodb", "BatchGetItem"),
         ("api", "dynamodb", "UpdateItem"),
+        ("api", "dynamodb", "PutItem"),  # recording the form's nonce
         ("api", "dynamodb", "Query"),
         ("api", "dynamodb", "DescribeTable"),
-        ("api", "dynamodb", "DeleteItem"),
+        ("api", "dynamodb", "PutItem"),  # DELETE writes a tombstone
         ("api", "s3", "HeadBucket"),
         ("api", "s3", "GetObject"),  # presigned GET of a rendition
         ("api", "s3", "PresignedPost"),
@@ -242,6 +322,10 @@ def test_every_call_the_code_makes_is_allowed(prod_calls: list[tuple[str, str, s
     queried = {params["IndexName"] for _, service, op, params in prod_calls if op == "Query"}
     assert queried == {"by_updated", "by_status"}
     assert all(op != "Scan" for _, _, op, _ in prod_calls)
+    # The API's PutItem and the processor's UpdateItem are granted only on `form#` keys
+    # (dynamodb:LeadingKeys, which this evaluator does not model): the calls stay inside it.
+    nonce_calls = [p for role, _, op, p in prod_calls if (role, op) in {("api", "PutItem"), ("handlers", "UpdateItem")}]
+    assert nonce_calls and all((p.get("Item") or p["Key"])["image_id"]["S"].startswith("form#") for p in nonce_calls)
     for role, service, operation, params in prod_calls:
         assert (service, operation) in ACTIONS, f"{service}:{operation} is not mapped to an IAM action: add it here and to the policy"
         action, template = ACTIONS[(service, operation)]

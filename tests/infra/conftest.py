@@ -112,7 +112,7 @@ def moto_server() -> Iterator[str]:
 
 def provider_for_moto(url: str) -> dict[str, Any]:
     """An override file: the AWS provider talks to the moto server with fake credentials."""
-    services = ["cloudfront", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "s3", "sns", "sqs", "sts", "apigateway"]
+    services = ["cloudfront", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "s3", "sns", "sqs", "sts", "apigateway", "cognitoidp"]
     return {
         "provider": {
             "aws": {

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from deploy import package as packaging
+from deploy import policy as policies
 from tests.conftest import ROOT
 from tests.support.iam import allows
 
 pytestmark = pytest.mark.slow
 
-POLICY = json.loads((ROOT / ".chalice" / "policy-prod.json").read_text())
 PROD_CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["prod"]
 
 
@@ -27,6 +27,24 @@ def policy_file(handler: str) -> str:
 
 
 REGION, ACCOUNT, SUFFIX = "us-east-1", "123456789012", "0a1b2c3d"
+
+
+# What Terraform's references in the packaged policies resolve to at apply time.
+APPLIED = {
+    "${var.region}": REGION,
+    "${data.aws_caller_identity.current.account_id}": ACCOUNT,
+    "${aws_s3_bucket.uploads.bucket}": f"image-pipeline-prod-uploads-{SUFFIX}",
+    "${aws_s3_bucket.processed.bucket}": f"image-pipeline-prod-processed-{SUFFIX}",
+    "${aws_cloudfront_distribution.processed.id}": "E2EXAMPLE",
+}
+
+
+def as_applied(policy_text: str) -> dict[str, Any]:
+    """A packaged role policy as IAM receives it from an apply in ACCOUNT."""
+    assert set(APPLIED) == set(policies.TERRAFORM_VALUES.values())
+    for reference, value in APPLIED.items():
+        policy_text = policy_text.replace(reference, value)
+    return dict(json.loads(policy_text))
 
 
 def test_packaged_directory_holds_chalice_output_infra_and_overrides(packaged: tuple[Path, dict[str, Any]]) -> None:
@@ -71,6 +89,7 @@ def test_app_settings_point_at_terraform_resources(packaged: tuple[Path, dict[st
         assert env["CATALOG_TABLE"] == "${aws_dynamodb_table.catalog.name}"
         assert env["EVENTS_TOPIC"] == "${aws_sns_topic.events.name}"
         assert env["ALERTS_TOPIC_ARN"] == "${aws_sns_topic.alerts.arn}"
+        assert env["CDN_DISTRIBUTION_ID"] == "${aws_cloudfront_distribution.processed.id}"  # DELETE invalidates there
         assert function["depends_on"] == ["aws_cloudwatch_log_group.functions"]
     # ...in the package only: the checked-in config keeps plain names for chalice deploy.
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
@@ -179,8 +198,11 @@ def test_generated_roles_carry_exactly_policy_prod(packaged: tuple[Path, dict[st
         name = function["role"].split(".")[1]
         trust = json.loads(roles[name]["assume_role_policy"])
         assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "lambda.amazonaws.com"}], name
-        expected = json.loads((ROOT / ".chalice" / policy_file(handler)).read_text())
-        assert json.loads(resources["aws_iam_role_policy"][name]["policy"]) == expected, handler
+        # the checked-in template, its placeholders turned into exact Terraform references
+        expected = policies.render((ROOT / ".chalice" / policy_file(handler)).read_text(), policies.TERRAFORM_VALUES)
+        packaged_policy = resources["aws_iam_role_policy"][name]["policy"]
+        assert json.loads(packaged_policy) == expected, handler
+        assert policies.problems(as_applied(packaged_policy), REGION, ACCOUNT) == [], handler
     for kind in ("aws_iam_policy", "aws_iam_role_policy_attachment", "aws_iam_policy_attachment"):
         assert kind not in resources, f"{kind} would widen the roles beyond policy-prod.json"
     for function in resources["aws_lambda_function"].values():
@@ -196,7 +218,7 @@ def test_roles_may_do_what_the_terraform_wiring_needs(packaged: tuple[Path, dict
     queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:image-pipeline-prod-{{}}"
     for handler, f in functions.items():
         role = resources["aws_lambda_function"][handler]["role"].split(".")[1]
-        policy = json.loads(resources["aws_iam_role_policy"][role]["policy"])
+        policy = as_applied(resources["aws_iam_role_policy"][role]["policy"])
         log_group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/image-pipeline-prod-{handler}:log-stream:x"
         assert allows(policy, "logs:PutLogEvents", log_group)
         if f["trigger"] == "async":
@@ -204,26 +226,58 @@ def test_roles_may_do_what_the_terraform_wiring_needs(packaged: tuple[Path, dict
         if f["trigger"] == "sqs":
             for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
                 assert allows(policy, action, queue_arn.format("reprocess")), (handler, action)
-    # the random bucket suffix stays inside the policy's patterns, and only there
-    assert allows(POLICY, "s3:GetObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
-    assert allows(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-processed-{SUFFIX}/renditions/a.jpg/w320.jpg")
-    assert not allows(POLICY, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
-    assert not allows(POLICY, "sqs:SendMessage", queue_arn.format("reprocess"))
+    # exactly the buckets Terraform creates (random suffix included), in this account only
+    role = resources["aws_lambda_function"]["process_upload"]["role"].split(".")[1]
+    policy = as_applied(resources["aws_iam_role_policy"][role]["policy"])
+    assert policies.problems(policy, REGION, ACCOUNT) == []
+    assert allows(policy, "s3:GetObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
+    assert allows(policy, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-processed-{SUFFIX}/renditions/a.jpg/w320.jpg")
+    assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-processed-{SUFFIX}x/renditions/a.jpg/w320.jpg")
+    assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::image-pipeline-prod-uploads-{SUFFIX}/uploads/a.jpg")
+    assert not allows(policy, "sqs:SendMessage", queue_arn.format("reprocess"))
 
 
 def test_chalice_config_writes_only_the_settings_the_stage_defines(tmp_path: Path) -> None:
-    """`make chalice-config` (path 2): infra's names go into the stage, nothing else moves."""
+    """`make chalice-config` (path 2): infra's names go into the stage, nothing else moves
+    but the policy files, which point at copies rendered for the deployed account."""
     config = tmp_path / "config.json"
     original = json.loads((ROOT / ".chalice" / "config.json").read_text())
     config.write_text(json.dumps(original))
-    outputs = {"UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d", "NOT_A_SETTING": "x", "UPLOAD_PREFIX": "uploads/"}
-    assert packaging.chalice_config("prod", outputs, config) == {"UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d"}
+    for name in policies.policy_files(PROD_CONFIG):
+        (tmp_path / name).write_text((ROOT / ".chalice" / name).read_text())
+    outputs = {
+        "UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d",
+        "PROCESSED_BUCKET": "image-pipeline-prod-processed-0a1b2c3d",
+        "CDN_DISTRIBUTION_ID": "E2EXAMPLE",
+        "AWS_REGION": REGION,
+        "AWS_ACCOUNT_ID": ACCOUNT,
+        "NOT_A_SETTING": "x",
+        "UPLOAD_PREFIX": "uploads/",
+    }
+    changed = packaging.chalice_config("prod", outputs, config)
+    assert changed == {
+        "UPLOAD_BUCKET": "image-pipeline-prod-uploads-0a1b2c3d",
+        "PROCESSED_BUCKET": "image-pipeline-prod-processed-0a1b2c3d",
+        "CDN_DISTRIBUTION_ID": "E2EXAMPLE",
+    }
     written = json.loads(config.read_text())
     assert "NOT_A_SETTING" not in written["stages"]["prod"]["environment_variables"]
-    original["stages"]["prod"]["environment_variables"]["UPLOAD_BUCKET"] = "image-pipeline-prod-uploads-0a1b2c3d"
+    assert "AWS_REGION" not in written["stages"]["prod"]["environment_variables"]  # Lambda reserves it
+    stage = original["stages"]["prod"]
+    stage["environment_variables"].update(changed)
+    stage["iam_policy_file"] = "policy-prod.rendered.json"
+    stage["lambda_functions"]["api_handler"]["iam_policy_file"] = "policy-prod-api.rendered.json"
     assert written == original
+    rendered = json.loads((tmp_path / "policy-prod.rendered.json").read_text())
+    assert policies.problems(rendered, REGION, ACCOUNT) == []
+    assert allows(rendered, "s3:GetObject", "arn:aws:s3:::image-pipeline-prod-uploads-0a1b2c3d/uploads/a.jpg")
+    # run twice (infra re-applied): the stage keeps pointing at the rendered copies
+    packaging.chalice_config("prod", outputs, config)
+    assert json.loads(config.read_text()) == original
     with pytest.raises(packaging.PackageError, match="stage 'nope' is not in"):
         packaging.chalice_config("nope", outputs, config)
+    with pytest.raises(packaging.PackageError, match="outputs lack AWS_ACCOUNT_ID"):
+        packaging.chalice_config("prod", {**outputs, "AWS_ACCOUNT_ID": ""}, config)
 
 
 def test_api_key_stage_gets_a_key_and_usage_plan(packaged: tuple[Path, dict[str, Any]]) -> None:
@@ -239,16 +293,25 @@ def test_api_key_stage_gets_a_key_and_usage_plan(packaged: tuple[Path, dict[str,
     (link,) = api_key["resource"]["aws_api_gateway_usage_plan_key"].values()
     assert (link["key_id"], link["usage_plan_id"]) == ("${aws_api_gateway_api_key.write.id}", "${aws_api_gateway_usage_plan.write.id}")
     assert api_key["output"]["write_api_key"]["sensitive"] is True
-    # the write routes really ask API Gateway for a key, the read routes do not
+    # the write and read routes really ask API Gateway for a key (READ_AUTH=api_key, prod's
+    # default); the gallery page and the terse health status do not
     swagger = json.loads(template["locals"]["chalice_api_swagger"])
     assert swagger["securityDefinitions"]["api_key"]["in"] == "header"
     keyed = {
         (path, verb) for path, ops in swagger["paths"].items() for verb, op in ops.items() if {"api_key": []} in op.get("security", [])
     }
-    assert ("/uploads", "post") in keyed and ("/images/{image_id}", "delete") in keyed
-    assert all(verb in ("post", "put", "delete", "patch") for _, verb in keyed)
+    assert keyed == {
+        ("/uploads", "post"),
+        ("/images/{image_id}", "delete"),
+        ("/images", "get"),
+        ("/images/{image_id}", "get"),
+        ("/health/details", "get"),
+    }
     for mode in ("none", "iam"):
         assert packaging.write_api_key(template, mode) is None
+    # READ_AUTH=api_key needs the same key and plan, whatever guards the writes
+    assert packaging.key_auth({"WRITE_AUTH": "cognito", "READ_AUTH": "api_key"}) == "api_key"
+    assert packaging.key_auth({"WRITE_AUTH": "cognito", "READ_AUTH": "cognito"}) == "none"
     assert packaging.write_api_key({"resource": {}}, "api_key") is None  # no routes, no API
 
 
@@ -311,3 +374,42 @@ def test_the_lambda_code_imports_nothing_that_is_not_deployed() -> None:
                 names = [node.module]
             offenders += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0] in undeployed]
     assert offenders == []
+
+
+def test_a_cognito_stage_gets_the_user_pool_and_its_arn(packaged: tuple[Path, dict[str, Any]]) -> None:
+    """WRITE_AUTH=cognito or READ_AUTH=cognito: the package turns on infra's user pool and
+    the stage's COGNITO_USER_POOL_ARN becomes a reference to it (Chalice's authorizer reads
+    it at import, into the swagger). prod (api_key) creates no pool."""
+    _, template = packaged
+    assert "cognito_user_pool" not in packaging.overrides(template, "prod")["variable"]
+    for env in ({"WRITE_AUTH": "cognito"}, {"WRITE_AUTH": "api_key", "READ_AUTH": "cognito"}):
+        assert packaging.overrides(template, "prod", env)["variable"]["cognito_user_pool"] == {"default": True}
+    assert not packaging.uses_cognito({"WRITE_AUTH": "iam", "READ_AUTH": "api_key"})
+    assert packaging.uses_cognito({"WRITE_AUTH": "iam", "COGNITO_USER_POOL_ARN": ""})  # its reference needs the pool
+    env = packaging.referenced_environment({"WRITE_AUTH": "cognito", "COGNITO_USER_POOL_ARN": "", "PRESETS": "web"})
+    assert env == {"WRITE_AUTH": "cognito", "COGNITO_USER_POOL_ARN": "${aws_cognito_user_pool.users[0].arn}", "PRESETS": "web"}
+
+
+def test_read_routes_are_throttled_and_the_api_origin_allowed_to_upload(packaged: tuple[Path, dict[str, Any]]) -> None:
+    """The override points infra/api.tf's throttling at Chalice's API and stage (through the
+    deployment, which creates the stage) for every GET route, method paths as API Gateway
+    spells them, and gives infra's upload CORS rule the API's origin instead of "*"."""
+    out, template = packaged
+    override = json.loads((out / "package_override.tf.json").read_text())
+    assert override["locals"] == {
+        "api_throttled": True,
+        "api_id": "${aws_api_gateway_rest_api.rest_api.id}",
+        "api_stage_name": "${aws_api_gateway_deployment.rest_api.stage_name}",
+        "api_read_method_paths": ["~1/GET", "~1health/GET", "~1images/GET", "~1images~1{image_id}/GET"],
+        "api_origin": "https://${aws_api_gateway_rest_api.rest_api.id}.execute-api.${var.region}.amazonaws.com",
+        "api_serves_gallery": True,
+    }
+    swagger = json.loads(template["locals"]["chalice_api_swagger"])
+    gets = {path for path, ops in swagger["paths"].items() if "get" in ops}
+    assert len(gets) == len(override["locals"]["api_read_method_paths"])
+    assert packaging.api_locals({"resource": {}}) == {}
+    # infra/ alone (path 2) knows the same routes (a new read route must be added there too)
+    infra_api = (ROOT / "infra" / "api.tf").read_text()
+    assert all(f'"{p}"' in infra_api for p in override["locals"]["api_read_method_paths"])
+    block = re.search(r'variable "upload_cors_origins" \{.*?\n\}', (ROOT / "infra" / "variables.tf").read_text(), re.DOTALL)
+    assert block and "default     = []" in block.group(0)

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 # - S3 lifecycle rules and the reprocess queue's redrive policies: the provider polls until
 #   the setting reads back the same six times in a row (about 25 s each, after the queues'
 #   own 25 s); moto never returns RedriveAllowPolicy at all. Everything else applies.
+GALLERY_ORIGIN = "https://abc123.execute-api.us-east-1.amazonaws.com"
 NOT_APPLIED_ON_MOTO = re.compile(r"^(aws_api_gateway_\w+|aws_s3_bucket_lifecycle_configuration|aws_sqs_queue_redrive_\w+)\.")
 
 
@@ -108,6 +109,9 @@ def test_packaged_prod_applies_against_moto(
 
     work = copy_package(packaged[0], tmp_path / "apply")
     write_json(work / "moto_override.tf.json", provider_for_moto(moto_server))
+    # The API is not applied on moto: its origin (for the upload CORS rule) stands in. Named to
+    # sort after package_override.tf.json, whose value it overrides.
+    write_json(work / "zz_moto_override.tf.json", {"locals": {"api_origin": GALLERY_ORIGIN}})
     terraform(terraform_env, work, "init", "-backend=false", "-input=false")
     args = [f"-target={t}" for t in _targets(work)]
     terraform(
@@ -119,6 +123,7 @@ def test_packaged_prod_applies_against_moto(
         "-parallelism=30",
         "-var=force_destroy=true",
         '-var=alert_emails=["ops@example.com"]',
+        "-var=cognito_user_pool=true",
         *args,
     )
     outputs = {k: v["value"] for k, v in json.loads(terraform(terraform_env, work, "output", "-json").stdout).items()}
@@ -144,9 +149,10 @@ def test_packaged_prod_applies_against_moto(
         deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
         assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
-    # the gallery's browser may POST presigned forms to the upload bucket, and do nothing else
+    # the gallery's browser may POST presigned forms to the upload bucket, from the API's
+    # origin only (it serves the gallery), and do nothing else
     (cors,) = s3.get_bucket_cors(Bucket=uploads)["CORSRules"]
-    assert (cors["AllowedMethods"], cors["AllowedOrigins"]) == (["POST"], ["*"])
+    assert (cors["AllowedMethods"], cors["AllowedOrigins"]) == (["POST"], [GALLERY_ORIGIN])
 
     # one notification on the upload bucket, to the processor, for uploads/ only
     notification = s3.get_bucket_notification_configuration(Bucket=uploads)["LambdaFunctionConfigurations"]
@@ -259,12 +265,46 @@ def test_packaged_prod_applies_against_moto(
     ]
     assert outputs["dashboard_url"].endswith("#dashboards:name=image-pipeline-prod")
 
+    # Cognito (cognito_user_pool=true): the pool, its admins group and a secretless app
+    # client; its ARN reaches the app's settings through chalice_environment
+    idp = client("cognito-idp")
+    (pool,) = idp.list_user_pools(MaxResults=10)["UserPools"]
+    assert pool["Name"] == "image-pipeline-prod-users" and outputs["cognito_user_pool_arn"].endswith(f"/{pool['Id']}")
+    described = idp.describe_user_pool(UserPoolId=pool["Id"])["UserPool"]
+    assert described["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    assert [g["GroupName"] for g in idp.list_groups(UserPoolId=pool["Id"])["Groups"]] == ["admins"]
+    (app_client,) = idp.list_user_pool_clients(UserPoolId=pool["Id"])["UserPoolClients"]
+    assert app_client["ClientId"] == outputs["cognito_app_client_id"]
+    assert "ClientSecret" not in idp.describe_user_pool_client(UserPoolId=pool["Id"], ClientId=app_client["ClientId"])["UserPoolClient"]
+    assert outputs["chalice_environment"]["COGNITO_USER_POOL_ARN"] == outputs["cognito_user_pool_arn"]
+    # the distribution DELETE invalidates, for the setting and the rendered IAM policies
+    assert outputs["chalice_environment"]["CDN_DISTRIBUTION_ID"] == summary["Id"] == outputs["cloudfront_distribution_id"]
+    handler_env = lam.get_function_configuration(FunctionName="image-pipeline-prod-remove_renditions")["Environment"]["Variables"]
+    assert handler_env["CDN_DISTRIBUTION_ID"] == summary["Id"]
+    assert outputs["chalice_environment"]["AWS_ACCOUNT_ID"] == "123456789012"
+
+    # the roles' policies as IAM holds them: exact buckets, our region and account, our distribution
+    from deploy import policy as policies
+    from tests.support.iam import allows
+
+    iam = client("iam")
+    for name, role_policy in packaged[1]["resource"]["aws_iam_role_policy"].items():
+        role = packaged[1]["resource"]["aws_iam_role"][name]["name"]
+        document = iam.get_role_policy(RoleName=role, PolicyName=role_policy["name"])["PolicyDocument"]
+        document = json.loads(document) if isinstance(document, str) else document
+        assert policies.problems(document, "us-east-1", "123456789012") == [], role
+        text = json.dumps(document)
+        assert f"arn:aws:s3:::{uploads}" in text and "prod-uploads*" not in text and "prod-processed*" not in text, role
+        assert allows(document, "cloudfront:CreateInvalidation", f"arn:aws:cloudfront::123456789012:distribution/{summary['Id']}"), role
+
     # path 2's glue: `make chalice-config` turns this very output into the stage's settings,
     # which the app accepts (a copy of .chalice/config.json stands in for the real one)
     from chalicelib.settings import Settings
 
     config = tmp_path / "config.json"
     config.write_text((ROOT / ".chalice" / "config.json").read_text())
+    for name in ("policy-prod.json", "policy-prod-api.json"):
+        (tmp_path / name).write_text((ROOT / ".chalice" / name).read_text())
     changed = packaging.chalice_config("prod", outputs["chalice_environment"], config)
     assert changed["UPLOAD_BUCKET"] == uploads and changed["ALERTS_TOPIC_ARN"] == alerts_arn
     env = json.loads(config.read_text())["stages"]["prod"]["environment_variables"]
@@ -275,3 +315,54 @@ def test_packaged_prod_applies_against_moto(
         "image-pipeline-prod-reprocess",
     )
     assert settings.cdn_domain == outputs["cloudfront_domain"]
+
+
+def test_packaged_prod_plan_throttles_reads_and_limits_upload_cors(
+    packaged: tuple[Path, dict[str, Any]], terraform_env: dict[str, str], moto_server: str, tmp_path: Path
+) -> None:
+    """`terraform plan` of the whole package (the API included, which moto cannot apply):
+    every read route is throttled by API Gateway, no write route is, and the upload bucket's
+    CORS rule names the API's origin, never "*"."""
+    work = copy_package(packaged[0], tmp_path / "plan")
+    write_json(work / "moto_override.tf.json", provider_for_moto(moto_server))
+    terraform(terraform_env, work, "init", "-backend=false", "-input=false")
+    terraform(terraform_env, work, "plan", "-input=false", "-out=plan.bin", "-var=api_read_rate_limit=15")
+    plan = json.loads(terraform(terraform_env, work, "show", "-json", "plan.bin").stdout)
+    changes = {c["address"]: c["change"] for c in plan["resource_changes"]}
+
+    settings = {a: c["after"] for a, c in changes.items() if a.startswith("aws_api_gateway_method_settings.")}
+    assert {s["method_path"] for s in settings.values()} == {"~1/GET", "~1images/GET", "~1images~1{image_id}/GET", "~1health/GET"}
+    for after in settings.values():
+        assert after["stage_name"] == "api"
+        (throttle,) = after["settings"]
+        assert (throttle["throttling_rate_limit"], throttle["throttling_burst_limit"]) == (15, 10)
+    assert not [s for s in settings.values() if s["method_path"].endswith(("/POST", "/DELETE", "*/*"))]
+    # every read route bursting at once still leaves the writes part of the API function's
+    # reserved concurrency (at least 10 of prod's 50)
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    reserved = config["stages"]["prod"]["lambda_functions"]["api_handler"]["reserved_concurrency"]
+    assert sum(s["settings"][0]["throttling_burst_limit"] for s in settings.values()) <= reserved - 10
+
+    cors = changes["aws_s3_bucket_cors_configuration.uploads[0]"]
+    assert cors["after_unknown"]["cors_rule"][0]["allowed_origins"] is True  # the API's id, known at apply
+    assert cors["after"]["cors_rule"][0].get("allowed_origins") is None  # not "*", nor any fixed value
+    assert cors["after"]["cors_rule"][0]["allowed_methods"] == ["POST"]
+    assert not [a for a in changes if a.startswith("aws_cognito_")]  # prod does not use cognito
+
+    # the chalice-deploy path: infra/ alone throttles the API named by rest_api_id, and only then
+    alone = tmp_path / "infra"
+    alone.mkdir()
+    for tf in (ROOT / "infra").glob("*.tf"):
+        (alone / tf.name).write_text(tf.read_text())
+    write_json(alone / "moto_override.tf.json", provider_for_moto(moto_server))
+    terraform(terraform_env, alone, "init", "-backend=false", "-input=false")
+    for args, expected in (([], set()), (["-var=rest_api_id=abc123"], {s["method_path"] for s in settings.values()})):
+        terraform(terraform_env, alone, "plan", "-input=false", "-out=plan.bin", *args)
+        changes = {
+            c["address"]: c["change"]["after"]
+            for c in json.loads(terraform(terraform_env, alone, "show", "-json", "plan.bin").stdout)["resource_changes"]
+        }
+        reads = [a for a in changes.values() if "method_path" in a]
+        assert {a["method_path"] for a in reads} == expected
+        assert all((a["rest_api_id"], a["stage_name"]) == ("abc123", "api") for a in reads)
+        assert not [a for a in changes if a.startswith("aws_s3_bucket_cors_configuration.")]  # no origin known: no rule

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib import api
+from chalicelib import api, health
 from chalicelib.catalog import MemoryCatalog
 from chalicelib.keys import image_id_for
 from chalicelib.links import FakeLinks
@@ -164,9 +164,11 @@ def test_memory_catalog_pages_like_dynamodb() -> None:
 
 def test_health_degrades_when_a_resource_is_unreachable() -> None:
     a = dataclasses.replace(make_api(), probe=FakeProbe({"cat": "ResourceNotFoundException: no table"}))
-    reply = api.health(a)
+    reply = health.details(a)
     assert reply.status == 503
     assert reply.body["checks"]["catalog_table"] == {"ok": False, "error": "ResourceNotFoundException: no table"}
+    terse = health.status(a)
+    assert (terse.status, terse.body) == (503, {"status": "degraded"})
 
 
 def test_debug_traceback_only_when_asked() -> None:
@@ -194,7 +196,7 @@ def test_api_settings_are_validated(env: dict[str, str], message: str) -> None:
 
 def test_api_settings_defaults() -> None:
     settings = Settings.from_env(BASE)
-    assert (settings.write_auth, settings.cdn_domain, settings.presign_expiry, settings.api_debug) == ("none", None, 900, False)
+    assert (settings.write_auth, settings.cdn_domain, settings.presign_expiry, settings.api_debug) == ("none", None, 120, False)
     local = Settings.from_env({**BASE, "API_DEBUG": "true", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "WRITE_AUTH": "IAM"})
     assert local.api_debug and local.write_auth == "iam"
 

@@ -26,7 +26,7 @@ from tests.support.wiring import SETTINGS, make_pipeline, stored_record, upload
     ],
 )
 def test_different_sources_never_share_output_keys(source_keys: list[str]) -> None:
-    folders = {keys.output_folder(SETTINGS, k) for k in source_keys}
+    folders = {keys.source_folder(SETTINGS, k) for k in source_keys}
     assert len(folders) == len(source_keys)
     assert all(f.startswith("renditions/") for f in folders)
 
@@ -36,8 +36,8 @@ def test_different_sources_never_share_output_keys(source_keys: list[str]) -> No
     ["uploads/../../etc/passwd.jpg", "uploads/a//b.jpg", "uploads/./x.jpg", "uploads/_by-id/abc/photo.jpg", "uploads/tab\there.jpg"],
 )
 def test_unsafe_keys_go_to_a_hashed_folder(key: str) -> None:
-    folder = keys.output_folder(SETTINGS, key)
-    assert folder == f"renditions/_by-id/{keys.image_id_for(key)}/"
+    folder = keys.output_folder(SETTINGS, key, "0123456789abcdef")
+    assert folder == f"renditions/_by-id/{keys.image_id_for(key)}/0123456789abcdef/"
 
 
 def test_longest_source_key_gives_valid_output_keys() -> None:
@@ -55,7 +55,11 @@ def test_keys_are_mirrored_under_the_output_prefix() -> None:
     p = make_pipeline()
     outcome = upload(p, "uploads/shop/shoes/red shoe.jpg", fixture_bytes("orient_landscape_6.jpg"))
     keys = sorted(r.key for r in outcome.renditions)
-    assert keys == sorted(f"renditions/shop/shoes/red shoe.jpg/{n}" for n in ["thumbnail.jpg", "w320.avif", "w320.jpg", "w320.webp"])
+    [version] = {k.split("/")[-2] for k in keys}
+    assert len(version) == 16 and int(version, 16) >= 0
+    assert keys == sorted(
+        f"renditions/shop/shoes/red shoe.jpg/{version}/{n}" for n in ["thumbnail.jpg", "w320.avif", "w320.jpg", "w320.webp"]
+    )
     store = p.store
     assert isinstance(store, MemoryObjectStore)
     assert store.keys("out") == keys
