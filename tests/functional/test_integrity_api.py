@@ -151,7 +151,8 @@ def test_cognito_records_the_uploader_and_only_they_or_an_admin_delete(aws: dict
 def tombstoned(client: Any, catalog: DynamoCatalog, image_id: str) -> bool:
     """A delete leaves a tombstone: the record says deleted, keeps no renditions, and GET answers 404."""
     record = catalog.get(image_id)
-    return record is not None and record.status == "deleted" and not record.renditions and call(client, "GET", f"/images/{image_id}")[0] == 404
+    gone = call(client, "GET", f"/images/{image_id}")[0] == 404
+    return record is not None and record.status == "deleted" and not record.renditions and gone
 
 
 # --- browser hardening -------------------------------------------------------------------

@@ -17,9 +17,9 @@ def allows(policy: dict[str, Any], action: str, resource: str, leading_keys: Seq
     for statement in policy["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        if statement["Effect"] == "Allow" and action in actions and any(fnmatch.fnmatchcase(resource, r) for r in resources):
-            if keys_allowed(statement.get("Condition", {}), leading_keys):
-                return True
+        matches = statement["Effect"] == "Allow" and action in actions and any(fnmatch.fnmatchcase(resource, r) for r in resources)
+        if matches and keys_allowed(statement.get("Condition", {}), leading_keys):
+            return True
     return False
 
 
