@@ -23,11 +23,12 @@ def gallery_page() -> str:
 
 def gallery_html(settings: Settings) -> str:
     """The page with what it needs to know of this API: the upload limit (to refuse a
-    too-large file before asking for a form), whether writes need an API key, and the upload
+    too-large file before asking for a form), whether writes or reads need an API key, and the upload
     prefix (left out of the folder a tile shows)."""
     values = {
         "max-upload-bytes": str(settings.max_source_bytes),
         "write-auth": settings.write_auth,
+        "read-auth": settings.read_auth,
         "upload-prefix": settings.upload_prefix,
     }
     page = gallery_page()

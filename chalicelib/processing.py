@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chalicelib import duplicates, forms, renditions
+from chalicelib import forms, likeness, renditions
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
 from chalicelib.deadline import Cancelled, Deadline, OutOfTime, Watch
-from chalicelib.facts import Facts, compute_facts
+from chalicelib.facts import Facts
 from chalicelib.identity import UPLOADED_BY
 from chalicelib.imaging import complexity, render
 from chalicelib.keys import image_id_for, output_folder, rendition_version, source_stem
@@ -164,6 +164,9 @@ class Attempt:
     def timed(self, stage: str, since: float) -> None:
         self.timings[f"{stage}_ms"] = round((time.perf_counter() - since) * 1000, 1)
 
+    def facts_fields(self) -> dict[str, Any]:
+        return likeness.facts_fields(self.facts, self.duplicate_of)
+
     def ignored(self, reason: str) -> tuple[Outcome, None]:
         return ignored(self.adapters, self.upload, reason, self.image_id), None
 
@@ -211,7 +214,7 @@ def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.Ren
     """Read, render, and write each rendition as soon as it is encoded (uploads overlap the
     remaining encodes). If rendering fails, what was already written is removed again."""
     adapters, settings = attempt.adapters, attempt.adapters.settings
-    _check_size(source, settings.max_source_bytes)
+    complexity.check_source_size(source.size, settings.max_source_bytes)  # before any download
     mark = time.perf_counter()
     data = adapters.store.get(source)
     attempt.timed("read", mark)
@@ -243,38 +246,10 @@ def _read_and_render(attempt: Attempt, source: SourceObject) -> tuple[render.Ren
 
 
 def _facts(attempt: Attempt, result: render.RenderResult) -> None:
-    """Placeholder and perceptual hash from the renderer's small copy, and the earliest image
-    this one nearly duplicates (one read of the index). The index failing costs the flag only."""
-    if result.preview is None:
-        return
-    mark = time.perf_counter()
-    adapters = attempt.adapters
-    attempt.facts = facts = compute_facts(result.preview)
-    since = (attempt.previous.created_at if attempt.previous else None) or adapters.now()
-    entry = duplicates.Entry(attempt.image_id, facts.phash, since)
-    found: list[duplicates.Match] = []
-
-    def look() -> None:
-        found.extend(duplicates.lookup(adapters.catalog, entry, adapters.settings.duplicate_max_distance))
-
-    best_effort(look, "look up near-duplicates")
-    attempt.duplicate_of = duplicates.original_of(entry, found)
-    attempt.timed("facts", mark)
-
-
-def _facts_fields(attempt: Attempt) -> dict[str, Any]:
-    """The record's and the event's facts fields (absent when unknown)."""
-    if attempt.facts is None:
-        return {}
-    fields = {"placeholder": attempt.facts.placeholder.as_dict(), "phash": attempt.facts.phash}
-    return fields | ({"duplicate_of": attempt.duplicate_of} if attempt.duplicate_of else {})
-
-
-def _check_size(source: SourceObject, limit: int) -> None:
-    if source.size == 0:
-        raise RejectedInput(ErrorCode.EMPTY_FILE, "the file is empty (0 bytes)")
-    if source.size > limit:
-        raise RejectedInput(ErrorCode.TOO_LARGE, f"{source.size:,} bytes exceeds MAX_SOURCE_BYTES ({limit:,})")
+    if result.preview is not None:  # see chalicelib.likeness
+        mark = time.perf_counter()
+        attempt.facts, attempt.duplicate_of = likeness.facts_of(attempt.adapters, attempt.image_id, attempt.previous, result.preview)
+        attempt.timed("facts", mark)
 
 
 Repair = Upload | None  # the re-render a lost race needs (see _yield_to_newer)
@@ -299,7 +274,7 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
         notes=tuple(result.notes) or None,
         camera=result.source.camera.as_dict() or None,
         processed_at=now,
-        **_facts_fields(attempt),
+        **attempt.facts_fields(),
     )
     total_bytes = sum(r.bytes for r in stored)
     summary = {
@@ -316,7 +291,7 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
         "image.processed",
         summary,
         f"Processed {short(upload.key)}: {len(stored)} renditions",
-        published={"renditions": record.public_view()["renditions"], "renditions_bytes": total_bytes, **_facts_fields(attempt)},
+        published={"renditions": record.public_view()["renditions"], "renditions_bytes": total_bytes, **attempt.facts_fields()},
         logged={"key": upload.key, "renditions": len(stored), "bytes_written": total_bytes, "duplicate_of": attempt.duplicate_of},
         metrics={"ImagesProcessed": (1, "Count"), "RenditionsWritten": (len(stored), "Count"), "BytesWritten": (total_bytes, "Bytes")},
         started=attempt.started,
@@ -327,7 +302,7 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
 
     def recorded() -> None:
         renditions.delete_stale(adapters, attempt.previous, {r.key for r in stored})
-        _reindex(adapters, attempt.previous, record)
+        likeness.reindex(adapters, attempt.previous, record)
         attempt.timed("record", mark)
 
     try:
@@ -366,7 +341,7 @@ def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
         error_code=rejection.code.value,
         error=rejection.message,
         rejected_at=now,
-        **(_facts_fields(attempt) if rejection.code == ErrorCode.DUPLICATE else {}),
+        **(attempt.facts_fields() if rejection.code == ErrorCode.DUPLICATE else {}),
     )
     details = {
         "image_id": attempt.image_id,
@@ -390,18 +365,11 @@ def _reject(attempt: Attempt, rejection: RejectedInput) -> Outcome:
 
     def unserve() -> None:  # an earlier good version of this key must not keep serving renditions
         renditions.delete_stale(adapters, attempt.previous, ())
-        _reindex(adapters, attempt.previous, None)
+        likeness.reindex(adapters, attempt.previous, None)
 
     if not announce(adapters, notice, record=record, then=unserve, tag=attempt.source, now=now):
         return ignored(adapters, upload, NEWER_RECORDED, attempt.image_id)
     return Outcome(Status.REJECTED.value, upload.key, attempt.image_id, reason=rejection.message, record=record)
-
-
-def _reindex(adapters: Adapters, before: ImageRecord | None, after: ImageRecord | None) -> None:
-    """The near-duplicate index follows the record; failing to update it is logged, not fatal
-    (the image is then not found as an original through the bands that failed)."""
-    distance = adapters.settings.duplicate_max_distance
-    best_effort(lambda: duplicates.reindex(adapters.catalog, before, after, distance), "update the near-duplicate index")
 
 
 def _fail(attempt: Attempt, exc: BaseException) -> None:

@@ -161,15 +161,15 @@ variable "cognito_admin_group" {
 }
 
 variable "api_read_rate_limit" {
-  description = "Requests per second (steady, whole stage) API Gateway lets through to each read route (GET /, /images, /images/{id}, /health); beyond it callers get 429 and the API function is not invoked (infra/api.tf)."
+  description = "Requests per second (steady, whole stage) API Gateway lets through to each read route (every GET: /, /images, /images/{id}, /images/{id}/similar, /health, /health/details); beyond it callers get 429 and the API function is not invoked (infra/api.tf)."
   type        = number
   default     = 10
 }
 
 variable "api_read_burst_limit" {
-  description = "Burst of requests API Gateway lets through at once to each read route. Keep (read routes x burst) well under the API function's reserved concurrency (50 in prod): the rest is left to the writes."
+  description = "Burst of requests API Gateway lets through at once to each read route. Keep (read routes x burst) at most the API function's reserved concurrency (50 in prod) less 10: the rest is left to the writes. 6 read routes x 6 = 36."
   type        = number
-  default     = 10
+  default     = 6
 }
 
 variable "rest_api_id" {

@@ -69,6 +69,14 @@ def jpeg_shape(data: bytes) -> JpegShape | None:
     return JpegShape(width, height, scans)
 
 
+def check_source_size(size: int, limit: int) -> None:
+    """The first bound, on the file itself (from HEAD, before it is read)."""
+    if size == 0:
+        raise RejectedInput(ErrorCode.EMPTY_FILE, "the file is empty (0 bytes)")
+    if size > limit:
+        raise RejectedInput(ErrorCode.TOO_LARGE, f"{size:,} bytes exceeds MAX_SOURCE_BYTES ({limit:,})")
+
+
 def check_decode_work(data: bytes, max_work: int, max_pixels: int) -> None:
     """Reject (`too_complex`) a JPEG whose pixels x scans exceed `max_work` (MAX_DECODE_WORK).
     One over `max_pixels` is left to the decoder's pixel check (`too_many_pixels` says more)."""

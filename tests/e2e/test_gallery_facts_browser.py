@@ -89,8 +89,10 @@ def serve(settings: Settings, listing: list[dict[str, Any]]) -> Callable[[Any], 
     return handle
 
 
-def open_gallery(chromium: Any, write_auth: str = "none", listing: list[dict[str, Any]] | None = None) -> tuple[Any, list[str]]:
-    settings = dataclasses.replace(Settings.from_env(), write_auth=write_auth)
+def open_gallery(
+    chromium: Any, write_auth: str = "none", listing: list[dict[str, Any]] | None = None, read_auth: str = "none"
+) -> tuple[Any, list[str]]:
+    settings = dataclasses.replace(Settings.from_env(), write_auth=write_auth, read_auth=read_auth)
     page = chromium.new_page(viewport={"width": 1280, "height": 800})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -161,9 +163,12 @@ def test_the_detail_view_has_an_address_that_survives_a_reload(browser: Any) -> 
     assert errors == []
 
 
-@pytest.mark.parametrize(("write_auth", "shown"), [("none", False), ("iam", False), ("api_key", True)])
-def test_the_api_key_box_shows_only_where_writes_need_a_key(browser: Any, write_auth: str, shown: bool) -> None:
-    page, errors = open_gallery(browser, write_auth)
+@pytest.mark.parametrize(
+    ("write_auth", "read_auth", "shown"),
+    [("none", "none", False), ("iam", "none", False), ("api_key", "none", True), ("cognito", "api_key", True), ("iam", "cognito", False)],
+)
+def test_the_api_key_box_shows_only_where_writes_or_reads_need_a_key(browser: Any, write_auth: str, read_auth: str, shown: bool) -> None:
+    page, errors = open_gallery(browser, write_auth, read_auth=read_auth)
     page.locator(".tile").first.wait_for(timeout=10_000)
     assert page.locator("#apikey").is_visible() is shown
     assert errors == []

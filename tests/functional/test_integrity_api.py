@@ -141,11 +141,18 @@ def test_cognito_records_the_uploader_and_only_they_or_an_admin_delete(aws: dict
         assert (status, body["error"]["code"]) == (401, "unauthorized")
         assert catalog.get(first["image_id"]) is not None
         status, _ = call(client, "DELETE", f"/images/{first['image_id']}", headers=alice)
-        assert status == 200 and catalog.get(first["image_id"]) is None
+        assert status == 200 and tombstoned(client, catalog, first["image_id"])
 
         second = upload_as(aws, client, bob, "b.jpg")
         status, _ = call(client, "DELETE", f"/images/{second['image_id']}", headers=admin)
-        assert status == 200 and catalog.get(second["image_id"]) is None
+        assert status == 200 and tombstoned(client, catalog, second["image_id"])
+
+
+def tombstoned(client: Any, catalog: DynamoCatalog, image_id: str) -> bool:
+    """A delete leaves a tombstone: the record says deleted, keeps no renditions, and GET answers 404."""
+    record = catalog.get(image_id)
+    gone = call(client, "GET", f"/images/{image_id}")[0] == 404
+    return record is not None and record.status == "deleted" and not record.renditions and gone
 
 
 # --- browser hardening -------------------------------------------------------------------

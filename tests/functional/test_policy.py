@@ -65,6 +65,14 @@ def allowed(action: str, resource: str, policy: dict[str, Any] = POLICY) -> bool
     return allows(policy, action, resource)
 
 
+def leading_keys(params: dict[str, Any]) -> list[str]:
+    """The partition keys a DynamoDB item call touches (for dynamodb:LeadingKeys)."""
+    if "RequestItems" in params:
+        return [k["image_id"]["S"] for batch in params["RequestItems"].values() for k in batch["Keys"]]
+    item = params.get("Item") or params.get("Key")
+    return [item["image_id"]["S"]] if isinstance(item, dict) and "image_id" in item else []
+
+
 @pytest.mark.parametrize("role", sorted(POLICIES))
 def test_policy_has_no_wildcard_actions_or_resources(role: str) -> None:
     for statement in POLICIES[role]["Statement"]:
@@ -322,10 +330,10 @@ def test_every_call_the_code_makes_is_allowed(prod_calls: list[tuple[str, str, s
     queried = {params["IndexName"] for _, service, op, params in prod_calls if op == "Query"}
     assert queried == {"by_updated", "by_status"}
     assert all(op != "Scan" for _, _, op, _ in prod_calls)
-    # The API's PutItem and the processor's UpdateItem are granted only on `form#` keys
-    # (dynamodb:LeadingKeys, which this evaluator does not model): the calls stay inside it.
-    nonce_calls = [p for role, _, op, p in prod_calls if (role, op) in {("api", "PutItem"), ("handlers", "UpdateItem")}]
-    assert nonce_calls and all((p.get("Item") or p["Key"])["image_id"]["S"].startswith("form#") for p in nonce_calls)
+    # UpdateItem is granted only on the duplicate index's band items (`phash#`) and, for the
+    # processor, the form nonces it claims (`form#`): dynamodb:LeadingKeys, evaluated below.
+    updated = {(role, leading_keys(p)[0].split("#")[0]) for role, _, op, p in prod_calls if op == "UpdateItem"}
+    assert updated == {("handlers", "phash"), ("handlers", "form"), ("api", "phash")}
     for role, service, operation, params in prod_calls:
         assert (service, operation) in ACTIONS, f"{service}:{operation} is not mapped to an IAM action: add it here and to the policy"
         action, template = ACTIONS[(service, operation)]
@@ -338,6 +346,18 @@ def test_every_call_the_code_makes_is_allowed(prod_calls: list[tuple[str, str, s
         keys = [o["Key"] for o in params["Delete"]["Objects"]] if operation == "DeleteObjects" else [params.get("Key")]
         for key in keys:
             resource = template.format(**{**params, "Key": key})
-            assert allowed(action, resource, POLICIES[role]), (
+            assert allows(POLICIES[role], action, resource, leading_keys(params)), (
                 f"{service}:{operation} needs {action} on {resource}, which {POLICY_FILES[role]} does not allow"
             )
+
+
+def test_update_item_is_granted_only_on_band_and_nonce_keys() -> None:
+    """No role may rewrite an image record with UpdateItem: the grant is held to the duplicate
+    index's `phash#` band items (and, for the processor, `form#` nonces) by dynamodb:LeadingKeys."""
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{PROD['CATALOG_TABLE']}"
+    granted = {
+        role: [k for k in ("phash#d14.0.1", "form#n", "0123abcd") if allows(p, "dynamodb:UpdateItem", table, [k])]
+        for role, p in POLICIES.items()
+    }
+    assert granted == {"handlers": ["phash#d14.0.1", "form#n"], "api": ["phash#d14.0.1"]}
+    assert not allows(POLICIES["handlers"], "dynamodb:UpdateItem", table, ["phash#d14.0.1", "0123abcd"])

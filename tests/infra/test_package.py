@@ -305,6 +305,7 @@ def test_api_key_stage_gets_a_key_and_usage_plan(packaged: tuple[Path, dict[str,
         ("/images/{image_id}", "delete"),
         ("/images", "get"),
         ("/images/{image_id}", "get"),
+        ("/images/{image_id}/similar", "get"),
         ("/health/details", "get"),
     }
     for mode in ("none", "iam"):
@@ -400,7 +401,14 @@ def test_read_routes_are_throttled_and_the_api_origin_allowed_to_upload(packaged
         "api_throttled": True,
         "api_id": "${aws_api_gateway_rest_api.rest_api.id}",
         "api_stage_name": "${aws_api_gateway_deployment.rest_api.stage_name}",
-        "api_read_method_paths": ["~1/GET", "~1health/GET", "~1images/GET", "~1images~1{image_id}/GET"],
+        "api_read_method_paths": [
+            "~1/GET",
+            "~1health/GET",
+            "~1health~1details/GET",
+            "~1images/GET",
+            "~1images~1{image_id}/GET",
+            "~1images~1{image_id}~1similar/GET",
+        ],
         "api_origin": "https://${aws_api_gateway_rest_api.rest_api.id}.execute-api.${var.region}.amazonaws.com",
         "api_serves_gallery": True,
     }

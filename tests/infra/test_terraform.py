@@ -331,11 +331,18 @@ def test_packaged_prod_plan_throttles_reads_and_limits_upload_cors(
     changes = {c["address"]: c["change"] for c in plan["resource_changes"]}
 
     settings = {a: c["after"] for a, c in changes.items() if a.startswith("aws_api_gateway_method_settings.")}
-    assert {s["method_path"] for s in settings.values()} == {"~1/GET", "~1images/GET", "~1images~1{image_id}/GET", "~1health/GET"}
+    assert {s["method_path"] for s in settings.values()} == {
+        "~1/GET",
+        "~1images/GET",
+        "~1images~1{image_id}/GET",
+        "~1images~1{image_id}~1similar/GET",
+        "~1health/GET",
+        "~1health~1details/GET",
+    }
     for after in settings.values():
         assert after["stage_name"] == "api"
         (throttle,) = after["settings"]
-        assert (throttle["throttling_rate_limit"], throttle["throttling_burst_limit"]) == (15, 10)
+        assert (throttle["throttling_rate_limit"], throttle["throttling_burst_limit"]) == (15, 6)
     assert not [s for s in settings.values() if s["method_path"].endswith(("/POST", "/DELETE", "*/*"))]
     # every read route bursting at once still leaves the writes part of the API function's
     # reserved concurrency (at least 10 of prod's 50)
