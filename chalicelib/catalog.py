@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from chalicelib.duplicates import PREFIX, DynamoBandIndex, MemoryBandIndex
+from chalicelib.duplicates import PREFIX, BandIndex, DynamoBandIndex, MemoryBandIndex
 from chalicelib.records import ImageRecord, from_item, to_item
 
 _CONDITION = "attribute_not_exists(image_id) OR attribute_not_exists(sequencer) OR sequencer <= :sequencer"
@@ -125,11 +125,10 @@ def nonce_key(nonce: str) -> str:
     return f"{NONCE_PREFIX}{nonce}"
 
 
-class DynamoCatalog(DynamoNonces):
-    def __init__(self, dynamodb: Any, table: str) -> None:
-        self._db = dynamodb
-        self.table = table
-        self._bands = DynamoBandIndex(dynamodb, table)
+class _Bands:
+    """The near-duplicate index's band items, kept beside the records (chalicelib/duplicates.py)."""
+
+    _bands: BandIndex
 
     def band_members(self, keys: Sequence[str]) -> set[str]:
         return self._bands.band_members(keys)
@@ -140,11 +139,18 @@ class DynamoCatalog(DynamoNonces):
     def remove_from_bands(self, keys: Sequence[str], member: str) -> None:
         self._bands.remove_from_bands(keys, member)
 
+
+class DynamoCatalog(DynamoNonces, _Bands):
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._db = dynamodb
+        self.table = table
+        self._bands = self._dynamo_bands = DynamoBandIndex(dynamodb, table)
+
     def get_many(self, image_ids: Sequence[str]) -> list[ImageRecord]:
         keys = [{"image_id": {"S": i}} for i in dict.fromkeys(image_ids)][:100]
         if not keys:
             return []
-        items = self._bands.batch_get(keys)
+        items = self._dynamo_bands.batch_get(keys)
         return [from_item(item) for item in items if not item["image_id"]["S"].startswith(PREFIX)]  # band items are not images
 
     def get(self, image_id: str) -> ImageRecord | None:
@@ -228,23 +234,14 @@ class DynamoCatalog(DynamoNonces):
         return Page(items, None)
 
 
-class MemoryCatalog:
+class MemoryCatalog(_Bands):
     """`items` holds each record's stored form (ImageRecord.to_dict), as DynamoDB would return it."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
         self.nonces: dict[str, str | None] = {}  # nonce -> the claim that used it
         self._lock = threading.Lock()
-        self.bands = MemoryBandIndex()  # the band items, apart from the records as in DynamoDB
-
-    def band_members(self, keys: Sequence[str]) -> set[str]:
-        return self.bands.band_members(keys)
-
-    def add_to_bands(self, keys: Sequence[str], member: str) -> None:
-        self.bands.add_to_bands(keys, member)
-
-    def remove_from_bands(self, keys: Sequence[str], member: str) -> None:
-        self.bands.remove_from_bands(keys, member)
+        self._bands = self.bands = MemoryBandIndex()  # the band items, apart from the records as in DynamoDB
 
     def get_many(self, image_ids: Sequence[str]) -> list[ImageRecord]:
         return [record for i in dict.fromkeys(image_ids) if (record := self.get(i)) is not None][:100]
