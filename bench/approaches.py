@@ -3,7 +3,8 @@
 - `ours_*`: this project's pure rendering step (chalicelib.imaging.render).
 - `naive_classic`: the older scripts' code, kept here as the reference: open, save full-size
   JPEG q85, JPEG q50, WebP, PNG, and a 150x150 thumbnail, all with Pillow's defaults.
-- `vips_web`: the same web renditions with libvips (pyvips), same sizes, quality and effort.
+- `vips_web`: the same web renditions with libvips (pyvips), same sizes, formats (JPEG, WebP,
+  AVIF through heifsave), quality and effort.
 - `decode_floor`: a full JPEG decode and nothing else, the floor any pipeline pays.
 - `Handler`: the whole process_upload Lambda handler under moto.mock_aws.
 """
@@ -72,6 +73,10 @@ def _vips_save_options(preset: Preset) -> tuple[str, dict[str, Any]]:
             "interlace": bool(options.get("progressive")),
             "keep": "none",
         }
+    if preset.format == "AVIF":
+        # libvips' heifsave effort is 9 - aom's speed (cpu-used): Pillow's speed 8 is effort 1.
+        speed = int(options.get("speed", 6))
+        return "heifsave_buffer", {"Q": preset.quality, "compression": "av1", "effort": 9 - speed, "keep": "none"}
     return "webpsave_buffer", {"Q": preset.quality, "effort": int(options.get("method", 4)), "keep": "none"}
 
 
