@@ -150,6 +150,7 @@ class Handler:
 
         env = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"]["environment_variables"]
         os.environ.update(env)
+        os.environ["ALLOW_ANONYMOUS_WRITES"] = "true"  # the dev stage's WRITE_AUTH=none, in-process only
         # moto accepts any credentials; these only keep botocore from looking for real ones.
         os.environ.update(
             {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
