@@ -3,7 +3,8 @@
 - `ours_*`: this project's pure rendering step (chalicelib.imaging.render).
 - `naive_classic`: the older scripts' code, kept here as the reference: open, save full-size
   JPEG q85, JPEG q50, WebP, PNG, and a 150x150 thumbnail, all with Pillow's defaults.
-- `vips_web`: the same web renditions with libvips (pyvips), same sizes, quality and effort.
+- `vips_web`: the same web renditions with libvips (pyvips), same sizes, formats (JPEG, WebP,
+  AVIF through heifsave), quality and effort.
 - `decode_floor`: a full JPEG decode and nothing else, the floor any pipeline pays.
 - `Handler`: the whole process_upload Lambda handler under moto.mock_aws.
 """
@@ -20,7 +21,7 @@ from typing import Any
 from PIL import Image
 
 from chalicelib.imaging import codec, render, steps
-from chalicelib.presets import CLASSIC, WEB, Preset
+from chalicelib.presets import CLASSIC, WEB, Preset, Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = codec.DecodeLimits(max_pixels=50_000_000, max_frames=1000)
@@ -72,10 +73,14 @@ def _vips_save_options(preset: Preset) -> tuple[str, dict[str, Any]]:
             "interlace": bool(options.get("progressive")),
             "keep": "none",
         }
+    if preset.format == "AVIF":
+        # libvips' heifsave effort is 9 - aom's speed (cpu-used): Pillow's speed 8 is effort 1.
+        speed = int(options.get("speed", 6))
+        return "heifsave_buffer", {"Q": preset.quality, "compression": "av1", "effort": 9 - speed, "keep": "none"}
     return "webpsave_buffer", {"Q": preset.quality, "effort": int(options.get("method", 4)), "keep": "none"}
 
 
-def vips_web(data: bytes, threads: int) -> dict[str, bytes]:
+def vips_web(data: bytes, threads: int, profile: Profile = WEB) -> dict[str, bytes]:
     """The web set with libvips' own best practice: thumbnail (shrink-on-load, auto-rotate,
     ICC import) to the largest width once, then each smaller width from the previous one
     (re-thumbnailing the source per width measured ~25% slower), 150x150 centre crop from the
@@ -87,34 +92,39 @@ def vips_web(data: bytes, threads: int) -> dict[str, bytes]:
     header = pyvips.Image.new_from_buffer(data, "")
     orientation = header.get("orientation") if header.get_typeof("orientation") else 1
     display = (header.height, header.width) if orientation in (5, 6, 7, 8) else (header.width, header.height)
-    plans, _, _ = render.plan(WEB, display)  # the same renditions ours makes (no upscaling)
-    widths = sorted({p.preset.width for p in plans if p.preset.fit == "within" and p.preset.width}, reverse=True)
+    plans, _, _ = render.plan(profile, display)  # the same renditions ours makes (no upscaling)
+    # Each "within" box (width, or width x height); `profile` lets bench.top_width try other boxes.
+    boxes = sorted({_box(p.preset) for p in plans if p.preset.fit == "within" and p.preset.width}, reverse=True)
     # Ours converts a non-sRGB embedded profile to sRGB and drops it; so must libvips, or its
     # outputs would show wrong colours once the profile is stripped (keep="none").
     icc = header.get("icc-profile-data") if header.get_typeof("icc-profile-data") else None
     colour = {"export_profile": "srgb"} if icc and not steps._is_srgb(bytes(icc)) else {}
-    made: dict[int, Any] = {}
+    made: dict[tuple[int, int], Any] = {}
     source = None
-    for width in widths:
+    for width, height in boxes:
         if source is None:
-            made[width] = pyvips.Image.thumbnail_buffer(data, width, height=10_000_000, size="down", **colour).copy_memory()
+            made[width, height] = pyvips.Image.thumbnail_buffer(data, width, height=height, size="down", **colour).copy_memory()
         else:
-            made[width] = pyvips.Image.thumbnail_image(source, width, height=10_000_000, size="down").copy_memory()
-        source = made[width]
+            made[width, height] = pyvips.Image.thumbnail_image(source, width, height=height, size="down").copy_memory()
+        source = made[width, height]
     outputs: dict[str, bytes] = {}
     for item in plans:
         preset = item.preset
         if preset.fit == "cover":
             assert preset.width and preset.height and source is not None
             # From the smallest width at least twice the pre-crop size, as ours does.
-            start = min((im for w, im in made.items() if w >= 2 * item.scaled[0]), key=lambda im: im.width, default=source)
+            start = min((im for im in made.values() if im.width >= 2 * item.scaled[0]), key=lambda im: im.width, default=source)
             image = pyvips.Image.thumbnail_image(start, preset.width, height=preset.height, crop="centre")
         else:
-            assert preset.width
-            image = made[preset.width]
+            image = made[_box(preset)]
         method, options = _vips_save_options(preset)
         outputs[preset.name] = getattr(image, method)(**options)
     return outputs
+
+
+def _box(preset: Preset) -> tuple[int, int]:
+    assert preset.width
+    return preset.width, preset.height or 10_000_000
 
 
 def vips_available() -> str | None:
@@ -145,6 +155,7 @@ class Handler:
 
         env = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["dev"]["environment_variables"]
         os.environ.update(env)
+        os.environ["ALLOW_ANONYMOUS_WRITES"] = "true"  # the dev stage's WRITE_AUTH=none, in-process only
         # moto accepts any credentials; these only keep botocore from looking for real ones.
         os.environ.update(
             {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -170,7 +171,7 @@ def summary(rows: list[dict[str, Any]], speeds: list[int]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
+    parser.add_argument("--corpus", type=Path, default=Path(os.environ.get("IMAGE_PIPELINE_CORPUS", ROOT.parent / "shared" / "corpus")))
     parser.add_argument("--photos", type=int, default=3)
     parser.add_argument("--speeds", default="6,8,10")
     parser.add_argument("--skip-avif", action="store_true")
