@@ -159,6 +159,8 @@ def test_the_detail_view_has_an_address_that_survives_a_reload(browser: Any) -> 
     # Closing drops the address; the gallery is what a reload then shows.
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden", timeout=5_000)
+    # The dialog's `close` event (which drops the address) is dispatched as a task after it hides.
+    page.wait_for_function("() => location.hash === ''", timeout=5_000)
     assert page.url == f"{ORIGIN}/"
     assert errors == []
 
