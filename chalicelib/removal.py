@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-from chalicelib import duplicates, renditions
+from chalicelib import duplicates
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
 from chalicelib.keys import image_id_for
@@ -56,7 +56,7 @@ def _tombstone(
 ) -> Outcome:
     # Rendition keys are versioned: an upload racing this removal writes its own keys and
     # removes them itself when its record loses to this tombstone (processing._yield_to_newer).
-    doomed = sorted(renditions.listed(previous) | set(previous.removing or ()))
+    doomed = previous.keys_to_remove
     now = adapters.now()
     tombstone = ImageRecord(
         image_id=image_id,
