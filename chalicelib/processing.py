@@ -260,7 +260,7 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
     try:
         attempt.enter("record")
     except Cancelled:
-        renditions.delete(adapters, [r.key for r in stored if r.key not in renditions.listed(attempt.previous)], "clean up")
+        renditions.delete_unlisted(adapters, [r.key for r in stored], attempt.previous, "clean up")
         raise
     now = adapters.now()
     record = replace(
@@ -309,8 +309,7 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
         done = announce(adapters, notice, record=record, then=recorded, tag=source, now=now)
     except Exception:
         # The record still describes the previous version: files it does not list must go.
-        keep = renditions.listed(attempt.previous)
-        renditions.delete(adapters, [r.key for r in stored if r.key not in keep], "clean up unrecorded renditions")
+        renditions.delete_unlisted(adapters, [r.key for r in stored], attempt.previous, "clean up unrecorded renditions")
         raise
     if not done:
         repair = _yield_to_newer(attempt, stored)
@@ -325,9 +324,9 @@ def _yield_to_newer(attempt: Attempt, written: Sequence[RenditionRecord]) -> Upl
     so the catalog and the bucket agree."""
     upload = attempt.upload
     winner = attempt.adapters.catalog.get(attempt.image_id)
-    listed = renditions.listed(winner)
     ours = {r.key for r in written}
-    renditions.delete(attempt.adapters, sorted(ours - listed), "remove renditions of a superseded event")
+    renditions.delete_unlisted(attempt.adapters, sorted(ours), winner, "remove renditions of a superseded event")
+    listed = renditions.listed(winner)
     if winner and ours & listed and winner.status == Status.PROCESSED.value and upload.event_name != REPAIR_EVENT:
         return Upload(upload.bucket, upload.key, REPAIR_EVENT, winner.sequencer, upload.event_time)
     return None
