@@ -29,6 +29,7 @@ from chalicelib.outcomes import (
     announce_failure,
     best_effort,
     ignored,
+    ms,
     outside_our_uploads,
     short,
 )
@@ -162,7 +163,7 @@ class Attempt:
         )
 
     def timed(self, stage: str, since: float) -> None:
-        self.timings[f"{stage}_ms"] = round((time.perf_counter() - since) * 1000, 1)
+        self.timings[f"{stage}_ms"] = ms(since)
 
     def facts_fields(self) -> dict[str, Any]:
         return likeness.facts_fields(self.facts, self.duplicate_of)
