@@ -21,7 +21,6 @@ from chalicelib.imaging import complexity, render
 from chalicelib.keys import image_id_for, output_folder, rendition_version, source_stem
 from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
 from chalicelib.outcomes import (
-    FAILED_MESSAGE,
     INTERNAL_ERROR,
     Notice,
     Outcome,
@@ -33,7 +32,7 @@ from chalicelib.outcomes import (
     outside_our_uploads,
     short,
 )
-from chalicelib.records import ImageRecord, RenditionRecord
+from chalicelib.records import FAILED_MESSAGE, ImageRecord, RenditionRecord
 
 REPAIR_EVENT = "Pipeline:Repair"  # event_name of a re-render after losing a race (see _yield_to_newer)
 NEWER_RECORDED = "a newer upload of this key was recorded meanwhile"
