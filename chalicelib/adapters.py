@@ -15,8 +15,13 @@ from chalicelib.settings import Settings
 from chalicelib.storage import ObjectStore
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def stamp(moment: datetime) -> str:
+    """A time as the catalog and the events write it (the API's DELETE too)."""
+    return moment.isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class Adapters:
     store: ObjectStore
     catalog: Catalog
     notifier: Notifier
-    clock: Callable[[], datetime] = _now
+    clock: Callable[[], datetime] = utc_now
 
     @property
     def limits(self) -> codec.DecodeLimits:
@@ -34,4 +39,4 @@ class Adapters:
 
     def now(self) -> str:
         """The clock as the catalog and the events write it."""
-        return self.clock().isoformat(timespec="milliseconds")
+        return stamp(self.clock())

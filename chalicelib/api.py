@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from chalicelib import deletion, duplicates, forms
+from chalicelib.adapters import stamp, utc_now
 from chalicelib.catalog import Catalog, index_for
 from chalicelib.cdn import Cdn
 from chalicelib.identity import Caller, delete_refusal
@@ -57,10 +58,6 @@ _TRUE, _FALSE = ("true", "1"), ("false", "0")
 JSON_HARDENING = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _new_id() -> str:
     return uuid.uuid4().hex
 
@@ -75,7 +72,7 @@ class Api:
     store: ObjectStore
     links: Links
     probe: Probe
-    clock: Callable[[], datetime] = _now
+    clock: Callable[[], datetime] = utc_now
     new_id: Callable[[], str] = _new_id
     cdn: Cdn | None = None  # invalidated on DELETE when CDN_DISTRIBUTION_ID is set
 
@@ -355,7 +352,7 @@ def delete_image(api: Api, image_id: str, query: Mapping[str, str] | None, calle
     refusal = delete_refusal(api.settings, record.uploaded_by, caller)
     if refusal is not None:
         raise ApiError(*refusal)
-    deleter = deletion.Deleter(api.settings, api.catalog, api.store, api.cdn, lambda: api.clock().isoformat(timespec="milliseconds"))
+    deleter = deletion.Deleter(api.settings, api.catalog, api.store, api.cdn, lambda: stamp(api.clock()))
     try:
         done = deletion.delete_image(deleter, record, keep_source=keep_source)
     except deletion.Conflict:

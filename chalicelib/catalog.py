@@ -7,7 +7,7 @@ that has since been overwritten can never clobber the newer result.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -114,11 +114,26 @@ class DynamoNonces:
                 ExpressionAttributeValues={":c": {"S": claim}},
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not _condition_failed(exc):
                 raise
             found = self._db.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
             return None if found is None else False
         return True
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def _written(write: Callable[[], object]) -> bool:
+    """A conditional write: True when made, False when its condition failed (other errors raise)."""
+    try:
+        write()
+    except ClientError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
 
 
 def nonce_key(nonce: str) -> str:
@@ -163,41 +178,27 @@ class DynamoCatalog(DynamoNonces, _Bands):
         if record.sequencer:
             kwargs["ConditionExpression"] = _CONDITION
             kwargs["ExpressionAttributeValues"] = {":sequencer": {"S": record.sequencer}}
-        try:
-            self._db.put_item(**kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return _written(lambda: self._db.put_item(**kwargs))
 
     def delete_version(self, image_id: str, updated_at: str) -> bool:
-        try:
-            self._db.delete_item(
+        return _written(
+            lambda: self._db.delete_item(
                 TableName=self.table,
                 Key={"image_id": {"S": image_id}},
                 ConditionExpression="updated_at = :updated_at",
                 ExpressionAttributeValues={":updated_at": {"S": updated_at}},
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     def replace_version(self, record: ImageRecord, updated_at: str) -> bool:
-        try:
-            self._db.put_item(
+        return _written(
+            lambda: self._db.put_item(
                 TableName=self.table,
                 Item=to_item(record),
                 ConditionExpression="updated_at = :updated_at",
                 ExpressionAttributeValues={":updated_at": {"S": updated_at}},
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        )
 
     def list_images(self, *, status: str | None, limit: int, after: Mapping[str, str] | None = None, exclude: tuple[str, ...] = ()) -> Page:
         # A Query on a GSI, never a Scan. One extra item is read so the last page says so

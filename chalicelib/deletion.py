@@ -76,7 +76,7 @@ def delete_image(deleter: Deleter, record: ImageRecord, *, keep_source: bool) ->
     remove the files, then clear the tombstone's `removing` list. A failure on the way raises;
     the tombstone still lists what is left, and a repeated DELETE finishes the job."""
     settings = deleter.settings
-    keys = sorted(record.rendition_keys | set(record.removing or ()))
+    keys = record.keys_to_remove
     tombstone = tombstone_of(record, keys, deleter.now())
     if not deleter.catalog.replace_version(tombstone, record.updated_at or ""):
         raise Conflict(record.image_id)

@@ -14,15 +14,15 @@ from chalicelib import observe
 from chalicelib.adapters import Adapters
 from chalicelib.events import MALFORMED_EVENT, MALFORMED_METRICS
 from chalicelib.models import SourceObject, Upload
-from chalicelib.records import ImageRecord, RenditionRecord
+from chalicelib.records import FAILED_MESSAGE, ImageRecord, RenditionRecord
 
 log = logging.getLogger("image_pipeline")
 
 IGNORED = "ignored"
 INTERNAL_ERROR = "internal_error"
-# What a `failed` record and the `image.failed` event say. The exception text goes to the log
-# only: an AWS error message carries bucket names, role ARNs and account ids.
-FAILED_MESSAGE = "processing failed on our side; it is retried automatically"
+# FAILED_MESSAGE (records.py) is what a `failed` record, its public view and the `image.failed`
+# event say. The exception text goes to the log only: an AWS error message carries bucket
+# names, role ARNs and account ids.
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from chalicelib.imaging import complexity, render
 from chalicelib.keys import image_id_for, output_folder, rendition_version, source_stem
 from chalicelib.models import ErrorCode, RejectedInput, SourceChanged, SourceObject, Status, Upload
 from chalicelib.outcomes import (
-    FAILED_MESSAGE,
     INTERNAL_ERROR,
     Notice,
     Outcome,
@@ -29,10 +28,11 @@ from chalicelib.outcomes import (
     announce_failure,
     best_effort,
     ignored,
+    ms,
     outside_our_uploads,
     short,
 )
-from chalicelib.records import ImageRecord, RenditionRecord
+from chalicelib.records import FAILED_MESSAGE, ImageRecord, RenditionRecord
 
 REPAIR_EVENT = "Pipeline:Repair"  # event_name of a re-render after losing a race (see _yield_to_newer)
 NEWER_RECORDED = "a newer upload of this key was recorded meanwhile"
@@ -162,7 +162,7 @@ class Attempt:
         )
 
     def timed(self, stage: str, since: float) -> None:
-        self.timings[f"{stage}_ms"] = round((time.perf_counter() - since) * 1000, 1)
+        self.timings[f"{stage}_ms"] = ms(since)
 
     def facts_fields(self) -> dict[str, Any]:
         return likeness.facts_fields(self.facts, self.duplicate_of)
@@ -260,7 +260,7 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
     try:
         attempt.enter("record")
     except Cancelled:
-        renditions.delete(adapters, [r.key for r in stored if r.key not in renditions.listed(attempt.previous)], "clean up")
+        renditions.delete_unlisted(adapters, [r.key for r in stored], attempt.previous, "clean up")
         raise
     now = adapters.now()
     record = replace(
@@ -309,8 +309,7 @@ def _store(attempt: Attempt, source: SourceObject, result: render.RenderResult, 
         done = announce(adapters, notice, record=record, then=recorded, tag=source, now=now)
     except Exception:
         # The record still describes the previous version: files it does not list must go.
-        keep = renditions.listed(attempt.previous)
-        renditions.delete(adapters, [r.key for r in stored if r.key not in keep], "clean up unrecorded renditions")
+        renditions.delete_unlisted(adapters, [r.key for r in stored], attempt.previous, "clean up unrecorded renditions")
         raise
     if not done:
         repair = _yield_to_newer(attempt, stored)
@@ -325,9 +324,9 @@ def _yield_to_newer(attempt: Attempt, written: Sequence[RenditionRecord]) -> Upl
     so the catalog and the bucket agree."""
     upload = attempt.upload
     winner = attempt.adapters.catalog.get(attempt.image_id)
-    listed = renditions.listed(winner)
     ours = {r.key for r in written}
-    renditions.delete(attempt.adapters, sorted(ours - listed), "remove renditions of a superseded event")
+    renditions.delete_unlisted(attempt.adapters, sorted(ours), winner, "remove renditions of a superseded event")
+    listed = renditions.listed(winner)
     if winner and ours & listed and winner.status == Status.PROCESSED.value and upload.event_name != REPAIR_EVENT:
         return Upload(upload.bucket, upload.key, REPAIR_EVENT, winner.sequencer, upload.event_time)
     return None

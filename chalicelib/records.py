@@ -113,6 +113,11 @@ class ImageRecord:
     def rendition_keys(self) -> set[str]:
         return {r.key for r in self.renditions or ()}
 
+    @property
+    def keys_to_remove(self) -> list[str]:
+        """What deleting it removes: the renditions it lists and any a half-done removal left."""
+        return sorted(self.rendition_keys | set(self.removing or ()))
+
 
 # What a client sees (GET /images, GET /images/{id}) and what the events carry of a record.
 PUBLIC_FIELDS = (

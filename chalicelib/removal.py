@@ -8,12 +8,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-from chalicelib import duplicates, renditions
+from chalicelib import likeness
 from chalicelib.adapters import Adapters
 from chalicelib.catalog import LISTING, sequencer_order
 from chalicelib.keys import image_id_for
 from chalicelib.models import SourceObject, Status, Upload
-from chalicelib.outcomes import Notice, Outcome, announce, announce_failure, best_effort, ignored, outside_our_uploads, short
+from chalicelib.outcomes import Notice, Outcome, announce, announce_failure, ignored, outside_our_uploads, short
 from chalicelib.processing import NEWER_RECORDED, REPAIR_EVENT, render_current
 from chalicelib.records import ImageRecord
 
@@ -56,7 +56,7 @@ def _tombstone(
 ) -> Outcome:
     # Rendition keys are versioned: an upload racing this removal writes its own keys and
     # removes them itself when its record loses to this tombstone (processing._yield_to_newer).
-    doomed = sorted(renditions.listed(previous) | set(previous.removing or ()))
+    doomed = previous.keys_to_remove
     now = adapters.now()
     tombstone = ImageRecord(
         image_id=image_id,
@@ -87,8 +87,7 @@ def _tombstone(
     def remove_files() -> None:
         nonlocal latest
         adapters.store.delete(adapters.settings.processed_bucket, doomed)  # raises: the event is retried
-        distance = adapters.settings.duplicate_max_distance
-        best_effort(lambda: duplicates.reindex(adapters.catalog, previous, None, distance), "remove it from the near-duplicate index")
+        likeness.reindex(adapters, previous, None)
         cleared = adapters.catalog.put(replace(tombstone, removing=None))
         # Not cleared: re-uploaded and processed between our record and our delete; its files may be gone.
         latest = None if cleared else adapters.catalog.get(image_id)

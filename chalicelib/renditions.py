@@ -25,6 +25,12 @@ def delete(adapters: Adapters, keys: Sequence[str], what: str) -> None:
         best_effort(lambda: adapters.store.delete(adapters.settings.processed_bucket, list(keys)), what)
 
 
+def delete_unlisted(adapters: Adapters, written: Iterable[str], record: ImageRecord | None, what: str) -> None:
+    """Remove the keys this attempt wrote that `record` (what the catalog holds) does not list."""
+    keep = listed(record)
+    delete(adapters, [k for k in written if k not in keep], what)
+
+
 def delete_stale(adapters: Adapters, previous: ImageRecord | None, current: Iterable[str]) -> None:
     """Renditions of an earlier version that the current one no longer has (preset change,
     or a smaller image replacing a larger one) are removed after the record moved on."""
@@ -114,8 +120,7 @@ class RenditionWriter:
         self._remove(written)
 
     def _remove(self, written: list[str]) -> None:
-        keep = listed(self.previous)
-        delete(self.adapters, [k for k in written if k not in keep], "clean up partial renditions")
+        delete_unlisted(self.adapters, written, self.previous, "clean up partial renditions")
 
 
 def _ascii(text: str) -> str:

@@ -23,8 +23,6 @@ DEFAULT_DEADLINE_MARGIN_MS = 10_000  # time kept back from Lambda's limit to rec
 DEFAULT_PRESIGN_EXPIRY = 120  # an upload form is single-use; a short life bounds what a leaked one can do
 MAX_PRESIGN_EXPIRY = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 AUTH_MODES = ("none", "api_key", "iam", "cognito")
-WRITE_AUTH_MODES = AUTH_MODES
-READ_AUTH_MODES = AUTH_MODES
 # Stages whose reads are open unless READ_AUTH says otherwise: the local stack's. Any other
 # stage (prod, or a STAGE that is not set) reads with an API key unless READ_AUTH=none opts in.
 OPEN_READ_STAGES = ("dev", "local")
@@ -113,8 +111,8 @@ class Settings:
             endpoint_url=endpoint_url,
             cdn_domain=_cdn_domain(env),
             cdn_distribution_id=_distribution_id(env),
-            write_auth=_choice(env, "WRITE_AUTH", WRITE_AUTH_MODES, "none"),
-            read_auth=_choice(env, "READ_AUTH", READ_AUTH_MODES, "none" if open_reads else "api_key"),
+            write_auth=_choice(env, "WRITE_AUTH", AUTH_MODES, "none"),
+            read_auth=_choice(env, "READ_AUTH", AUTH_MODES, "none" if open_reads else "api_key"),
             stage=stage,
             cognito_user_pool_arn=env.get("COGNITO_USER_POOL_ARN", "").strip() or None,
             admin_group=env.get("COGNITO_ADMIN_GROUP", "").strip() or DEFAULT_ADMIN_GROUP,

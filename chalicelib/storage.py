@@ -112,7 +112,7 @@ class StoredObject:
 
 
 class MemoryObjectStore:
-    """In-memory store for unit tests and the service layer's own tests."""
+    """In-memory store for unit tests (the use cases' and the API's)."""
 
     def __init__(self) -> None:
         self.buckets: dict[str, dict[str, StoredObject]] = {}

@@ -227,7 +227,7 @@ def _check_frames(image: Image.Image, data: bytes, fmt: str, limits: DecodeLimit
     Pillow's `n_frames` walks every GIF frame and every TIFF page in Python, however many
     there are (millions fit in 50 MB); those two are counted here by walking the blocks and
     stopping one past the limit. WebP, PNG (APNG) and MPO declare their count in a header.
-    Only the first frame is ever rendered.
+    Every frame of a kept animation is decoded later, within MAX_ANIMATION_PIXELS (animation.py).
     """
     if fmt == "GIF":
         counted = _gif_frames(data, limits)

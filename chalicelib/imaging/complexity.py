@@ -91,8 +91,8 @@ def check_decode_work(data: bytes, max_work: int, max_pixels: int) -> None:
 
 def check_frame_work(width: int, height: int, frames: int, max_work: int) -> None:
     """Reject (`too_complex`) an animation whose every frame would be decoded when canvas
-    pixels x frames exceed `max_work`: each frame is a full decode. (Today only the first
-    frame is rendered; a decoder of every frame calls this first.)"""
+    pixels x frames exceed `max_work`: each frame is a full decode. Not on the pipeline's path:
+    a kept animation is bounded by imaging.animation.check_budget (MAX_ANIMATION_PIXELS)."""
     work = width * height * max(frames, 1)
     if work > max_work:
         raise RejectedInput(
